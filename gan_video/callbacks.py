@@ -1,0 +1,87 @@
+"""Lightning callbacks: text-alignment evaluation and sample clips in TensorBoard."""
+from __future__ import annotations
+
+import io
+from typing import Optional, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from .data.io import to_uint8
+
+
+class TextAlignmentCallback(pl.Callback):
+    """During validation, classifies the generated clips of the validation prompts (moving shapes)
+    and logs accuracy per attribute for seen and held-out (colour, shape) pairs."""
+
+    def __init__(self, classifier_path: Optional[str] = None):
+        self.classifier_path = classifier_path
+        self.metric = None
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        from .metrics.alignment import TextAlignment, load_classifier
+
+        if self.metric is None:
+            hp = pl_module.hparams
+            classifier, real_acc = load_classifier(hp.resolution, hp.frames, self.classifier_path)
+            self.metric = TextAlignment(classifier).to(pl_module.device)
+            self.real_accuracy = real_acc
+        self.metric.reset()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        labels = {k: batch[k] for k in ("color", "shape", "direction")}
+        self.metric.update(outputs["fake"], labels, batch["heldout"])
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        res = self.metric.compute()
+        pl_module.log_dict({f"align/{k}": v for k, v in res.items() if not torch.isnan(v)},
+                           prog_bar=False)
+
+
+def gif_summary(tag: str, video: torch.Tensor, fps: int = 8):
+    """A TensorBoard image summary holding an animated GIF of ``video`` ``[N, 3, T, H, W]`` tiled in
+    a row (what ``SummaryWriter.add_video`` does, without needing moviepy)."""
+    from PIL import Image
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    frames = to_uint8(video)                                   # [N, T, H, W, 3]
+    row = np.concatenate(list(frames), axis=2)                 # [T, H, N*W, 3]
+    images = [Image.fromarray(f) for f in row]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
+                   duration=int(1000 / fps), loop=0)
+    h, w = row.shape[1:3]
+    img = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
+    return Summary(value=[Summary.Value(tag=tag, image=img)])
+
+
+class SampleLogger(pl.Callback):
+    """Every ``every_n_steps`` optimiser steps, logs clips of the EMA generator for fixed prompts and
+    seeds to TensorBoard: an animated GIF (Images tab) and a grid of every 4th frame."""
+
+    def __init__(self, prompts: Sequence[str] = ("a red circle moving left", "a blue square moving up",
+                                                  "a red triangle moving right", "a green square moving down"),
+                 every_n_steps: int = 500, seed: int = 0):
+        self.prompts, self.every, self.seed = list(prompts), every_n_steps, seed
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0 and trainer.global_step > 0:
+            self.log_samples(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.log_samples(trainer, pl_module)
+
+    @torch.no_grad()
+    def log_samples(self, trainer, pl_module) -> None:
+        logger = trainer.logger
+        writer = getattr(logger, "experiment", None)
+        if writer is None or not hasattr(writer, "add_image"):
+            return
+        video = pl_module.generate(self.prompts, [self.seed + i for i in range(len(self.prompts))])
+        step = trainer.global_step
+        writer._get_file_writer().add_summary(gif_summary("samples/clips", video.cpu()), step)
+        frames = to_uint8(video.cpu())[:, ::4]                 # [N, T/4, H, W, 3]
+        grid = np.concatenate([np.concatenate(list(row), axis=1) for row in frames], axis=0)
+        writer.add_image("samples/frames", grid, step, dataformats="HWC")
+        writer.add_text("samples/prompts", "  \n".join(f"{i}: {p}" for i, p in enumerate(self.prompts)), step)

@@ -1,0 +1,40 @@
+"""``gan-video fit|validate|test|predict --config configs/X.yaml``: the LightningCLI entry point."""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+from pytorch_lightning.cli import LightningCLI
+
+from .data.datamodule import ShapesDataModule
+from .module import TextToVideoGAN
+
+
+class GanVideoCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        # the data decides the clip size; the model is built to match it
+        parser.link_arguments("data.init_args.resolution", "model.resolution")
+        parser.link_arguments("data.init_args.frames", "model.frames")
+        parser.add_argument("--threads", type=int, default=0,
+                            help="torch intra-op threads (0 = torch's default)")
+
+    def before_instantiate_classes(self) -> None:
+        threads = self.config.get(self.subcommand, self.config).get("threads", 0)
+        if threads:
+            torch.set_num_threads(threads)
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        GanVideoCLI(TextToVideoGAN, ShapesDataModule, subclass_mode_data=True,
+                    save_config_kwargs={"overwrite": True}, args=args)
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("GAN_VIDEO_DEBUG"):
+            raise
+        print(f"gan-video: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""LightningDataModule for the built-in moving-shapes dataset."""
+from __future__ import annotations
+
+import itertools
+from typing import Optional
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .shapes import COLORS, COLORS_INDEX, DIRECTIONS, SHAPES, MovingShapes, canonical_prompt, parse_holdout
+
+DEFAULT_HOLDOUT = [["red", "triangle"], ["green", "square"], ["blue", "circle"]]
+
+
+class EpochShuffle(Sampler[int]):
+    """A shuffle that is a function of (seed, epoch): a run resumed from a checkpoint sees the same
+    order as one that never stopped (Lightning calls ``set_epoch`` on samplers that have it)."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seed, self.epoch = size, seed, 0
+        self.resume: tuple[int, int] | None = None  # (epoch, samples a resumed run already saw)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=gen).tolist()
+        start = 0
+        if self.resume is not None:
+            epoch, seen = self.resume
+            start = seen if epoch == self.epoch and seen < self.size else 0
+            self.resume = None
+        return iter(order[start:])
+
+
+class PromptSet(Dataset):
+    """Fixed evaluation prompts: every (colour, shape, direction) in the canonical template, each with
+    ``per_prompt`` seeds; items carry the attribute labels and whether the pair was held out."""
+
+    def __init__(self, holdout, per_prompt: int = 1, seed: int = 1000,
+                 directions: tuple[str, ...] = DIRECTIONS):
+        holdout = parse_holdout(holdout)
+        self.items = []
+        for i, (color, shape, direction) in enumerate(itertools.product(COLORS, SHAPES, directions)):
+            for k in range(per_prompt):
+                self.items.append({
+                    "caption": canonical_prompt(color, shape, direction),
+                    "seed": seed + i * per_prompt + k, "color": COLORS_INDEX[color],
+                    "shape": SHAPES.index(shape), "direction": DIRECTIONS.index(direction),
+                    "heldout": (color, shape) in holdout})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+class ShapesDataModule(pl.LightningDataModule):
+    """Serves :class:`MovingShapes` for training and :class:`PromptSet` for validation.
+
+    Args:
+        resolution: frame size in pixels (64 * 2^k).
+        frames: clip length.
+        batch_size: clips per training batch.
+        train_size: clips per epoch (the data is procedural; epochs only pace validation).
+        seed: dataset seed.
+        holdout: (colour, shape) pairs never shown in training; validation asks for them.
+        val_per_prompt: validation clips per (colour, shape, direction) prompt.
+        num_workers: DataLoader worker processes that render clips.
+    """
+
+    def __init__(self, resolution: int = 64, frames: int = 32, batch_size: int = 16,
+                 train_size: int = 100_000, seed: int = 0,
+                 holdout: Optional[list[list[str]]] = None, val_per_prompt: int = 1,
+                 num_workers: int = 1):
+        super().__init__()
+        self.save_hyperparameters()
+        self.holdout = [list(p) for p in (DEFAULT_HOLDOUT if holdout is None else holdout)]
+        parse_holdout(self.holdout)  # fail early on a bad pair
+        self._resume: dict = {}
+
+    # -- mid-epoch resumption: the checkpoint records how far into the epoch the run was
+    def state_dict(self) -> dict:
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": trainer.current_epoch, "batches": progress.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = dict(state)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        hp = self.hparams
+        self.train_set = MovingShapes(hp.train_size, hp.resolution, hp.frames, hp.seed, self.holdout)
+        self.val_set = PromptSet(self.holdout, hp.val_per_prompt)
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        sampler = EpochShuffle(len(self.train_set), hp.seed)
+        if self._resume:
+            sampler.resume = (self._resume["epoch"], self._resume["batches"] * hp.batch_size)
+            self._resume = {}
+        return DataLoader(self.train_set, batch_size=hp.batch_size, drop_last=True, sampler=sampler,
+                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
+                          generator=torch.Generator().manual_seed(hp.seed))
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=max(self.hparams.batch_size, 32), shuffle=False)

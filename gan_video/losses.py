@@ -1,0 +1,78 @@
+"""GAN losses. Each takes the discriminator's ``{head: logits [B]}`` dicts and sums over heads."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("hinge", "nonsaturating")
+
+
+def _check(kind: str) -> None:
+    if kind not in LOSSES:
+        raise ValueError(f"unknown GAN loss {kind!r}; choose from {LOSSES}")
+
+
+def d_real_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    return F.relu(1 - logits).mean() if kind == "hinge" else F.softplus(-logits).mean()
+
+
+def d_fake_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    return F.relu(1 + logits).mean() if kind == "hinge" else F.softplus(logits).mean()
+
+
+def discriminator_loss(real: dict, fake: dict, mismatched: dict | None, kind: str = "hinge",
+                       mismatch_weight: float = 0.5) -> tuple[torch.Tensor, dict]:
+    """Matching-aware discriminator loss (Reed et al. 2016, used by the 2018 T2V paper).
+
+    Real clips with their own caption are "real"; generated clips and real clips paired with
+    another clip's caption are "fake". The two fake terms share a weight of 1 between them:
+    ``(1 - mismatch_weight) * fake + mismatch_weight * mismatched``.
+    """
+    _check(kind)
+    total, logs = 0.0, {}
+    for head in real:
+        r, f = d_real_term(real[head], kind), d_fake_term(fake[head], kind)
+        loss = r + (1 - mismatch_weight) * f if mismatched else r + f
+        if mismatched:
+            m = d_fake_term(mismatched[head], kind)
+            loss = loss + mismatch_weight * m
+            logs[f"d_{head}_mismatched"] = m.detach()
+        logs[f"d_{head}_real"], logs[f"d_{head}_fake"] = r.detach(), f.detach()
+        total = total + loss
+    return total, logs
+
+
+def generator_loss(fake: dict, kind: str = "hinge") -> tuple[torch.Tensor, dict]:
+    _check(kind)
+    total, logs = 0.0, {}
+    for head, logits in fake.items():
+        loss = -logits.mean() if kind == "hinge" else F.softplus(-logits).mean()
+        logs[f"g_{head}"] = loss.detach()
+        total = total + loss
+    return total, logs
+
+
+def r1_penalty(real_video: torch.Tensor, real_logits: dict) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): squared gradient norm of D's real logits w.r.t. the real input."""
+    out = sum(v.sum() for v in real_logits.values())
+    (grad,) = torch.autograd.grad(out, real_video, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
+    """A permutation pairing every clip with a *different* caption, or None when all captions match.
+
+    Rolls the batch by the smallest shift for which the most captions differ, so a "mismatched"
+    pair is rarely the same sentence.
+    """
+    n = len(captions)
+    if n < 2 or len(set(captions)) < 2:
+        return None
+    best, best_shift = -1, 1
+    for shift in range(1, n):
+        differ = sum(captions[i] != captions[(i + shift) % n] for i in range(n))
+        if differ > best:
+            best, best_shift = differ, shift
+        if differ == n:
+            break
+    return torch.roll(torch.arange(n), -best_shift)

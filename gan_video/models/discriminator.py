@@ -1,0 +1,195 @@
+"""Text-conditioned discriminators over clips ``[B, 3, T, H, W]``.
+
+:class:`Discriminator` holds up to two heads, each returning one logit per clip:
+
+* a **video head** (3D convolutions) over the whole clip, optionally downsampled in space and
+  subsampled in time first: DVD-GAN's temporal discriminator, or at full size the 2018 paper's
+  3D-conv discriminator;
+* a **frame head** (2D convolutions) over ``frame_samples`` randomly chosen full-resolution frames
+  per clip: DVD-GAN's spatial discriminator.
+
+Both see the text: by projection (Miyato & Koyama 2018) or by TFGAN's text-generated filters, which
+convolve the head's last feature map with 1x1 filters made from the sentence embedding.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import channels_for, check_resolution, down2d, down3d, maybe_sn
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Discriminator hyperparameters (``model.discriminator`` in the YAML).
+
+    Attributes:
+        channels: width of the frame head's first layer; doubles at each halving.
+        video_channels: width of the video head's first layer; doubles at each halving.
+        max_channels: cap on the width.
+        frame_samples: frames per clip shown to the frame head; 0 disables it.
+        video_resolution: frame size the video head sees (the clip is area-downsampled to it);
+            0 means full resolution; -1 disables the video head.
+        video_stride: the video head keeps every ``video_stride``-th frame.
+        conditioning: ``projection`` or ``filters`` (TFGAN's text-generated filters).
+        num_filters: number of text-generated filters per head (``filters`` only).
+        spectral_norm: spectral normalisation on every conv.
+        minibatch_std: append the standard deviation across groups of ``minibatch_std`` clips as
+            an extra feature before the output (StyleGAN), so D can see a batch lacking variety
+            (mode collapse); 0 disables it.
+    """
+    channels: int = 16
+    video_channels: int = 32
+    max_channels: int = 256
+    frame_samples: int = 2
+    video_resolution: int = 16
+    video_stride: int = 2
+    conditioning: str = "projection"
+    num_filters: int = 16
+    spectral_norm: bool = False
+    minibatch_std: int = 4
+
+
+def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
+    """Append one channel: the mean std of the features over groups of ``group`` samples."""
+    if group <= 1:
+        return feat
+    b = feat.shape[0]
+    g = min(group, b)
+    while b % g:
+        g -= 1
+    if g <= 1:
+        return torch.cat([feat, torch.zeros_like(feat[:, :1])], dim=1)
+    y = feat.view(g, b // g, *feat.shape[1:])
+    y = (y.var(0, unbiased=False) + 1e-8).sqrt().flatten(1).mean(1)          # [b // g]
+    y = y.repeat(g).view(b, 1, *([1] * (feat.dim() - 2))).expand(b, 1, *feat.shape[2:])
+    return torch.cat([feat, y], dim=1)
+
+
+class TextCondition(nn.Module):
+    """Turns pooled/unpooled features and a sentence embedding into a logit."""
+
+    def __init__(self, channels: int, text_dim: int, mode: str, num_filters: int, sn: bool):
+        super().__init__()
+        if mode not in ("projection", "filters"):
+            raise ValueError(f"unknown discriminator conditioning {mode!r}; use projection or filters")
+        self.mode = mode
+        self.linear = maybe_sn(nn.Linear(channels, 1), sn)
+        if mode == "projection":
+            self.embed = maybe_sn(nn.Linear(text_dim, channels), sn)
+        else:
+            self.num_filters = num_filters
+            self.filters = maybe_sn(nn.Linear(text_dim, num_filters * channels), sn)
+            self.filter_out = maybe_sn(nn.Linear(num_filters, 1), sn)
+
+    def forward(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """``feat``: ``[B, C, *spatial]``; ``text``: ``[B, D]`` -> ``[B]``."""
+        pooled = feat.flatten(2).sum(2)
+        out = self.linear(pooled).squeeze(1)
+        if self.mode == "projection":
+            return out + (self.embed(text) * pooled).sum(1)
+        filt = self.filters(text).view(text.shape[0], self.num_filters, -1)      # [B, F, C]
+        resp = torch.einsum("bcn,bfc->bfn", feat.flatten(2), filt).mean(2)       # [B, F]
+        return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(1)
+
+
+class FrameHead(nn.Module):
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int):
+        super().__init__()
+        widths = channels_for(resolution, cfg.channels, cfg.max_channels)[::-1]  # large map first
+        layers = [down2d(3, widths[1], cfg.spectral_norm)]
+        layers += [down2d(a, b, cfg.spectral_norm) for a, b in zip(widths[1:-1], widths[2:])]
+        self.net = nn.Sequential(*layers)
+        self.mbstd = cfg.minibatch_std
+        extra = 1 if self.mbstd > 1 else 0
+        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters, cfg.spectral_norm)
+        self.samples = cfg.frame_samples
+
+    def features(self, video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = video.shape
+        frames = video.index_select(2, index).transpose(1, 2).reshape(-1, c, h, w)
+        return minibatch_std(self.net(frames), self.mbstd)
+
+    def score(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        k = self.samples
+        return self.cond(feat, text.repeat_interleave(k, dim=0)).view(-1, k).mean(1)
+
+
+class VideoHead(nn.Module):
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, frames: int, text_dim: int):
+        super().__init__()
+        self.size = resolution if cfg.video_resolution == 0 else cfg.video_resolution
+        if self.size < 8 or self.size & (self.size - 1):
+            raise ValueError(f"discriminator.video_resolution {cfg.video_resolution} must be a power "
+                             "of two >= 8, or 0 for full resolution")
+        if self.size > resolution:
+            raise ValueError(f"discriminator.video_resolution {self.size} exceeds the clip size "
+                             f"{resolution}")
+        self.stride = max(1, cfg.video_stride)
+        widths = channels_for(self.size, cfg.video_channels, cfg.max_channels)[::-1]
+        t = math.ceil(frames / self.stride)
+        layers = []
+        for a, b in zip([3, *widths[1:-1]], widths[1:]):
+            layers.append(down3d(a, b, cfg.spectral_norm, down_t=t >= 4))
+            t = t // 2 if t >= 4 else t
+        self.net = nn.Sequential(*layers)
+        self.mbstd = cfg.minibatch_std
+        extra = 1 if self.mbstd > 1 else 0
+        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters, cfg.spectral_norm)
+
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        video = video[:, :, :: self.stride]
+        if video.shape[-1] != self.size:
+            b, c, t, h, w = video.shape
+            x = video.transpose(1, 2).reshape(b * t, c, h, w)
+            x = F.adaptive_avg_pool2d(x, self.size)
+            video = x.view(b, t, c, self.size, self.size).transpose(1, 2)
+        return minibatch_std(self.net(video), self.mbstd)
+
+    def score(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.cond(feat, text)
+
+
+class Discriminator(nn.Module):
+    """Frame head + video head; ``forward`` returns ``{head: logits [B]}``."""
+
+    def __init__(self, cfg: DiscriminatorConfig, text_dim: int, resolution: int, frames: int):
+        super().__init__()
+        check_resolution(resolution, "discriminator")
+        self.cfg = cfg
+        self.frame = FrameHead(cfg, resolution, text_dim) if cfg.frame_samples > 0 else None
+        self.video = VideoHead(cfg, resolution, frames, text_dim) if cfg.video_resolution >= 0 else None
+        if self.frame is None and self.video is None:
+            raise ValueError("the discriminator has no head: set discriminator.frame_samples > 0 "
+                             "or discriminator.video_resolution >= 0")
+        if self.frame is not None and cfg.frame_samples > frames:
+            raise ValueError(f"discriminator.frame_samples {cfg.frame_samples} exceeds the clip "
+                             f"length {frames}")
+
+    def frame_index(self, frames: int, device) -> Optional[torch.Tensor]:
+        """Random distinct frame indices ``[K]`` for the frame head, shared by the batch (an
+        ``index_select`` is much cheaper to backpropagate than a per-clip gather)."""
+        if self.frame is None:
+            return None
+        return torch.randperm(frames)[: self.cfg.frame_samples].sort().values.to(device)
+
+    def features(self, video: torch.Tensor, index: Optional[torch.Tensor] = None) -> dict:
+        feats = {}
+        if self.frame is not None:
+            if index is None:
+                index = self.frame_index(video.shape[2], video.device)
+            feats["frame"] = self.frame.features(video, index)
+        if self.video is not None:
+            feats["video"] = self.video.features(video)
+        return feats
+
+    def score(self, feats: dict, text: torch.Tensor) -> dict:
+        return {name: getattr(self, name).score(f, text) for name, f in feats.items()}
+
+    def forward(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None) -> dict:
+        return self.score(self.features(video, index), text)

@@ -1,0 +1,120 @@
+"""Tokenizer and text encoders.
+
+The tokenizer is open_clip's BPE tokenizer (its vocabulary ships inside the package, so it works
+offline). Encoders map token ids ``[B, L]`` to sentence embeddings ``[B, out_dim]``; they are built
+from a :class:`TextEncoderConfig` through :func:`build_text_encoder`, so frozen pretrained encoders
+can be registered beside the small trainable one.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+class PromptError(ValueError):
+    """A prompt that cannot be encoded (empty, or not text)."""
+
+
+class Tokenizer:
+    """open_clip's tokenizer with explicit checks: empty prompts fail, long ones warn and truncate."""
+
+    def __init__(self, context_length: int = 32):
+        from open_clip.tokenizer import SimpleTokenizer
+
+        self._tok = SimpleTokenizer()
+        if context_length < 3:
+            raise ValueError(f"context_length {context_length} leaves no room for words; use >= 3")
+        self.context_length = context_length
+        self.vocab_size = len(self._tok.encoder)
+        self.sot = self._tok.encoder["<start_of_text>"]
+        self.eot = self._tok.encoder["<end_of_text>"]
+
+    def __call__(self, texts: Sequence[str] | str) -> torch.Tensor:
+        if isinstance(texts, str):
+            texts = [texts]
+        out = torch.zeros(len(texts), self.context_length, dtype=torch.long)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise PromptError(f"prompt {i} is empty ({text!r}); give a caption such as "
+                                  "'a red circle moving left'")
+            ids = self._tok.encode(text)
+            room = self.context_length - 2
+            if len(ids) > room:
+                warnings.warn(f"prompt {text[:40]!r}... has {len(ids)} tokens; truncated to the "
+                              f"text encoder's context of {room} (raise text.context_length to keep "
+                              "more)", stacklevel=2)
+                ids = ids[:room]
+            ids = [self.sot, *ids, self.eot]
+            out[i, : len(ids)] = torch.tensor(ids)
+        return out
+
+
+@dataclass
+class TextEncoderConfig:
+    """Which text encoder to use and its size.
+
+    Attributes:
+        name: ``small`` (a trainable transformer over open_clip tokens) or ``bag`` (trainable
+            mean of word embeddings, the cheapest).
+        dim: width of the token embeddings.
+        out_dim: size of the sentence embedding handed to the generator and discriminator.
+        layers: transformer layers (``small`` only).
+        heads: attention heads (``small`` only).
+        context_length: tokens per prompt, start and end tokens included; longer prompts are
+            truncated with a warning.
+        vocab_buckets: hash the 49k-token BPE vocabulary into this many embedding rows (the hashing
+            trick; collisions among the few hundred words a dataset uses are rare) so the trainable
+            embedding table and its optimiser state stay small; 0 keeps one row per token.
+    """
+    name: str = "small"
+    dim: int = 128
+    out_dim: int = 128
+    layers: int = 2
+    heads: int = 4
+    context_length: int = 32
+    vocab_buckets: int = 4099
+
+
+class SmallTextEncoder(nn.Module):
+    """Token embeddings + a few transformer layers + masked mean pooling + projection."""
+
+    def __init__(self, vocab_size: int, context_length: int, dim: int = 128, out_dim: int = 128,
+                 layers: int = 2, heads: int = 4, vocab_buckets: int = 0):
+        super().__init__()
+        self.buckets = vocab_buckets if 0 < vocab_buckets < vocab_size else 0
+        self.embed = nn.Embedding(self.buckets or vocab_size, dim)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.pos = nn.Parameter(torch.zeros(context_length, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False) if layers else None
+        self.norm = nn.LayerNorm(dim)
+        self.proj = nn.Linear(dim, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = tokens != 0
+        ids = torch.where(mask, tokens % self.buckets, 0) if self.buckets else tokens
+        x = self.embed(ids) + self.pos[: tokens.shape[1]]
+        if self.layers is not None:
+            x = self.layers(x, src_key_padding_mask=~mask)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        pooled = (self.norm(x) * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return self.proj(pooled)
+
+
+TEXT_ENCODERS: dict[str, Callable[[TextEncoderConfig, int], nn.Module]] = {
+    "small": lambda c, v: SmallTextEncoder(v, c.context_length, c.dim, c.out_dim, c.layers, c.heads,
+                                           c.vocab_buckets),
+    "bag": lambda c, v: SmallTextEncoder(v, c.context_length, c.dim, c.out_dim, 0, c.heads, c.vocab_buckets),
+}
+
+
+def build_text_encoder(cfg: TextEncoderConfig, vocab_size: int) -> nn.Module:
+    if cfg.name not in TEXT_ENCODERS:
+        raise ValueError(f"unknown text encoder {cfg.name!r}; choose from {sorted(TEXT_ENCODERS)}")
+    return TEXT_ENCODERS[cfg.name](cfg, vocab_size)

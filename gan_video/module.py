@@ -1,0 +1,277 @@
+"""TextToVideoGAN: the LightningModule that trains a text-conditioned generator adversarially.
+
+The networks are plain ``nn.Module``s built from typed configs; this module only wires them to the
+optimisers (manual optimisation: one D step then one G step per batch), keeps an EMA copy of the
+generator and its text encoder for sampling, and checks checkpoints against the config.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import asdict, fields
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from .losses import d_fake_term, discriminator_loss, generator_loss, mismatch_permutation, r1_penalty
+from .models.discriminator import Discriminator, DiscriminatorConfig
+from .models.generator import GeneratorConfig, build_generator
+from .models.text import TextEncoderConfig, Tokenizer, build_text_encoder
+
+
+def _as_config(value, cls):
+    if isinstance(value, cls):
+        return value
+    if value is None:
+        return cls()
+    if isinstance(value, dict):
+        known = {f.name for f in fields(cls)}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**value)
+    raise TypeError(f"expected {cls.__name__} or dict, got {type(value).__name__}")
+
+
+# hyperparameters that change the shapes of saved tensors: a checkpoint must agree on all of them
+ARCHITECTURE_KEYS = ("generator", "discriminator", "text", "resolution", "frames")
+
+
+class CheckpointMismatchError(ValueError):
+    pass
+
+
+class TextToVideoGAN(pl.LightningModule):
+    """A text-to-video GAN.
+
+    Args:
+        generator: generator config (``arch: layered`` or ``t2v2018`` and its sizes).
+        discriminator: discriminator config (frame head, video head, text conditioning).
+        text: text encoder config; G and D each own an encoder built from it.
+        resolution: frame size; linked to ``data.resolution`` by the CLI.
+        frames: clip length; linked to ``data.frames`` by the CLI.
+        loss: ``hinge`` or ``nonsaturating``.
+        lr_g: generator (and its text encoder) learning rate.
+        lr_d: discriminator (and its text encoder) learning rate.
+        betas: Adam betas for both optimisers.
+        mismatch_weight: share of the "fake" side given to real clips with a wrong caption.
+        r1_gamma: R1 weight; 0 disables it.
+        r1_every: lazy R1: applied every this many steps, scaled up to match.
+        ema_decay: EMA decay of the sampling generator (ramped up from 0 over the first steps).
+        ema_start: batches over which the EMA decay ramps up: ``min(ema_decay, (1+s)/(ema_start+s))``.
+        reverse_negatives: weight of time-reversed real clips, with their own captions, as extra
+            "fake" examples for the video head. They look real frame by frame and differ from the
+            caption only in motion, so D must read motion against the text (for the shapes, left vs
+            right); 0 disables them (use 0 where most actions look the same backwards).
+        share_text: the generator reads the discriminator's text encoder (detached) instead of
+            training its own: D learns what the words mean from real/mismatched pairs, and G gets
+            that meaning from the first steps (the role a pretrained encoder plays in TFGAN).
+
+    Note: Lightning counts an optimiser step for D and one for G, so ``trainer.max_steps`` and
+    ``global_step`` are twice the number of batches; ``self.batches`` counts batches.
+    """
+
+    def __init__(self, generator: Union[GeneratorConfig, dict, None] = None,
+                 discriminator: Union[DiscriminatorConfig, dict, None] = None,
+                 text: Union[TextEncoderConfig, dict, None] = None,
+                 resolution: int = 64, frames: int = 32, loss: str = "hinge",
+                 lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple[float, float] = (0.0, 0.99),
+                 mismatch_weight: float = 0.5, r1_gamma: float = 0.0, r1_every: int = 16,
+                 ema_decay: float = 0.999, ema_start: int = 10, reverse_negatives: float = 0.0,
+                 share_text: bool = True):
+        super().__init__()
+        g_cfg = _as_config(generator, GeneratorConfig)
+        d_cfg = _as_config(discriminator, DiscriminatorConfig)
+        t_cfg = _as_config(text, TextEncoderConfig)
+        self.save_hyperparameters({
+            "generator": asdict(g_cfg), "discriminator": asdict(d_cfg), "text": asdict(t_cfg),
+            "resolution": resolution, "frames": frames, "loss": loss, "lr_g": lr_g, "lr_d": lr_d,
+            "betas": list(betas), "mismatch_weight": mismatch_weight, "r1_gamma": r1_gamma,
+            "r1_every": r1_every, "ema_decay": ema_decay, "ema_start": ema_start,
+            "reverse_negatives": reverse_negatives, "share_text": share_text})
+        self.automatic_optimization = False
+        self.tokenizer = Tokenizer(t_cfg.context_length)
+        self.text_d = build_text_encoder(t_cfg, self.tokenizer.vocab_size)
+        # with share_text, text_g is the same module as text_d (registered once, trained by D only)
+        self.text_g = self.text_d if share_text else build_text_encoder(t_cfg, self.tokenizer.vocab_size)
+        self.G = build_generator(g_cfg, t_cfg.out_dim, resolution, frames)
+        self.D = Discriminator(d_cfg, t_cfg.out_dim, resolution, frames)
+        self.text_g_ema = copy.deepcopy(self.text_g).requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], seeds: Optional[Sequence[int]] = None, ema: bool = True,
+                 frames: Optional[int] = None, batch_size: int = 16) -> torch.Tensor:
+        """Clips ``[N, 3, T, H, W]`` in [-1, 1] for ``prompts``; clip ``i`` depends only on
+        ``(prompts[i], seeds[i])`` (each clip's noise comes from its own seeded generator)."""
+        seeds = list(range(len(prompts))) if seeds is None else list(seeds)
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        gen, text_enc = (self.G_ema, self.text_g_ema) if ema else (self.G, self.text_g)
+        out = []
+        for i in range(0, len(prompts), batch_size):
+            chunk = list(prompts[i:i + batch_size])
+            tokens = self.tokenizer(chunk).to(self.device)
+            noise = [gen.sample_noise(1, generator=torch.Generator().manual_seed(int(s)))
+                     for s in seeds[i:i + batch_size]]
+            noise = {k: torch.cat([n[k] for n in noise]).to(self.device) for k in noise[0]}
+            out.append(gen(text_enc(tokens), noise, frames=frames))
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self):
+        betas = tuple(self.hparams.betas)
+        g_params = list(self.G.parameters())
+        if not self.hparams.share_text:
+            g_params += list(self.text_g.parameters())
+        opt_g = torch.optim.Adam(g_params, lr=self.hparams.lr_g, betas=betas)
+        opt_d = torch.optim.Adam([*self.D.parameters(), *self.text_d.parameters()],
+                                 lr=self.hparams.lr_d, betas=betas)
+        return [opt_g, opt_d]
+
+    def training_step(self, batch: dict, batch_idx: int):
+        hp = self.hparams
+        opt_g, opt_d = self.optimizers()
+        real, captions = batch["video"], list(batch["caption"])
+        if real.shape[-1] != hp.resolution or real.shape[2] != hp.frames:
+            raise ValueError(f"data clips are {tuple(real.shape[2:])} (T, H, W) but the model makes "
+                             f"({hp.frames}, {hp.resolution}, {hp.resolution}); set data.frames and "
+                             "data.resolution to match the model (the CLI links them)")
+        tokens = self.tokenizer(captions).to(self.device)
+        b, step = real.shape[0], int(self.batches)
+
+        # One generator pass serves both steps: D trains on it detached, then G backpropagates
+        # through the same clips into the updated D (saves a generator forward per batch).
+        if self.hparams.share_text:
+            with torch.no_grad():
+                e_g = self.text_g(tokens)
+        else:
+            e_g = self.text_g(tokens)
+        fake = self.G(e_g, self.G.sample_noise(b, self.device))
+
+        # ---- discriminator step
+        self.toggle_optimizer(opt_d)
+        e_d = self.text_d(tokens)
+        do_r1 = hp.r1_gamma > 0 and step % hp.r1_every == 0
+        if do_r1:
+            real = real.detach().requires_grad_(True)
+        index = self.D.frame_index(hp.frames, self.device)
+        f_real = self.D.features(real, index)
+        s_real = self.D.score(f_real, e_d)
+        s_fake = self.D(fake.detach(), e_d, index)
+        perm = mismatch_permutation(captions)
+        s_mis = self.D.score(f_real, e_d[perm.to(self.device)]) if perm is not None else None
+        loss_d, logs = discriminator_loss(s_real, s_fake, s_mis, hp.loss, hp.mismatch_weight)
+        if hp.reverse_negatives > 0 and self.D.video is not None:
+            s_rev = self.D.video.score(self.D.video.features(real.detach().flip(2)), e_d)
+            rev = d_fake_term(s_rev, hp.loss)
+            loss_d = loss_d + hp.reverse_negatives * rev
+            logs["d_video_reversed"] = rev.detach()
+        if do_r1:
+            r1 = r1_penalty(real, s_real)
+            loss_d = loss_d + 0.5 * hp.r1_gamma * hp.r1_every * r1
+            logs["r1"] = r1.detach()
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        # ---- generator step
+        self.toggle_optimizer(opt_g)
+        loss_g, g_logs = generator_loss(self.D(fake, e_d.detach()), hp.loss)
+        aux, aux_logs = self.G.auxiliary_loss(e_g, real.detach())
+        loss_g = loss_g + aux
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        self.update_ema(step)
+        self.batches += 1
+
+        logs.update(g_logs, **aux_logs)
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True)
+        self.log("loss_d", loss_d.detach(), prog_bar=True)
+        self.log("loss_g", loss_g.detach(), prog_bar=True)
+
+    @torch.no_grad()
+    def update_ema(self, step: int) -> None:
+        decay = min(self.hparams.ema_decay, (1 + step) / (self.hparams.ema_start + step))
+        for ema, live in ((self.G_ema, self.G), (self.text_g_ema, self.text_g)):
+            for pe, p in zip(ema.parameters(), live.parameters()):
+                pe.lerp_(p, 1 - decay)
+            for be, b in zip(ema.buffers(), live.buffers()):
+                be.copy_(b)
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch: dict, batch_idx: int):
+        """Generates (with the EMA generator) a clip for every validation prompt and seed; callbacks
+        (text alignment, sample logging) consume the returned clips."""
+        video = self.generate(list(batch["caption"]), batch["seed"].tolist())
+        return {"fake": video}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # plain types and tensors only, so the checkpoint loads with torch.load(weights_only=True)
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng"] = {"torch": torch.get_rng_state(),
+                             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                       int(has_gauss), float(cached)],
+                             "python": random.getstate()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_compatible(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
+        rng = checkpoint.get("rng")
+        if rng:  # Lightning calls this hook when it resumes a run: continue the same random stream
+            torch.set_rng_state(rng["torch"])
+            name, keys, pos, has_gauss, cached = rng["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            random.setstate(rng["python"])
+
+
+def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -> None:
+    """Raise CheckpointMismatchError naming every architecture setting that differs."""
+    diffs = []
+    for key in ARCHITECTURE_KEYS:
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += [f"{key}.{k}: checkpoint {a.get(k)!r} vs config {b.get(k)!r}"
+                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            diffs.append(f"{key}: checkpoint {a!r} vs config {b!r}")
+    if diffs:
+        raise CheckpointMismatchError(
+            f"{path} was trained with another model config ({'; '.join(diffs)}); resume it with the "
+            "config it was trained with (saved as config.yaml in its run folder) or start a new run")
+
+
+def load_model(path: str, map_location: str | torch.device = "cpu") -> TextToVideoGAN:
+    """Load a TextToVideoGAN checkpoint for sampling or evaluation, with clear errors."""
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist; train one with "
+                                "`gan-video fit --config configs/shapes.yaml` or pass the path of a "
+                                ".ckpt file (runs/<name>/checkpoints/last.ckpt)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ValueError(f"checkpoint {path!r} cannot be read ({type(err).__name__}: {err}); "
+                         "it may be truncated or not a gan_video checkpoint") from None
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not hp or "generator" not in hp or "state_dict" not in ckpt:
+        raise ValueError(f"{path!r} is not a gan_video TextToVideoGAN checkpoint (no generator "
+                         "hyperparameters or state_dict)")
+    model = TextToVideoGAN(**hp)
+    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    if missing or unexpected:
+        raise CheckpointMismatchError(f"{path!r} does not match its own config: missing "
+                                      f"{missing[:5]}, unexpected {unexpected[:5]}")
+    return model.eval().to(map_location)
+
+
+__all__ = ["TextToVideoGAN", "load_model", "check_compatible", "CheckpointMismatchError", "nn"]

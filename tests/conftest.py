@@ -1,0 +1,55 @@
+import os
+import warnings
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+TINY = dict(
+    generator=dict(arch="layered", z_content=8, z_motion=4, style_dim=32, base_channels=4, max_channels=32),
+    discriminator=dict(channels=4, video_channels=4, max_channels=16, frame_samples=2,
+                       video_resolution=16, video_stride=2),
+    text=dict(name="small", dim=16, out_dim=16, layers=1, heads=2, context_length=16, vocab_buckets=512),
+    resolution=64, frames=8)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_VIDEO_CACHE", str(tmp_path / "cache"))
+
+
+def tiny_trainer(tmp_path, max_steps=2, callbacks=None, **kw):
+    import pytorch_lightning as pl
+
+    kw.setdefault("enable_checkpointing", False)
+    return pl.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, limit_val_batches=0,
+                      default_root_dir=str(tmp_path), callbacks=callbacks or [], **kw)
+
+
+def tiny_data(**kw):
+    from gan_video.data.datamodule import ShapesDataModule
+
+    args = dict(resolution=64, frames=8, batch_size=4, train_size=64, num_workers=0)
+    args.update(kw)
+    return ShapesDataModule(**args)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny model trained for 2 steps and saved: for the sampling and loading tests."""
+    import pytorch_lightning as pl
+
+    from gan_video.module import TextToVideoGAN
+
+    tmp = tmp_path_factory.mktemp("ckpt")
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**TINY)
+    trainer = tiny_trainer(tmp)
+    trainer.fit(model, datamodule=tiny_data())
+    path = os.path.join(tmp, "tiny.ckpt")
+    trainer.save_checkpoint(path)
+    return path

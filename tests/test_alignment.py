@@ -1,0 +1,38 @@
+import torch
+
+from gan_video.metrics.alignment import TextAlignment, _render_pool, load_classifier, train_classifier
+from gan_video.data.shapes import MovingShapes
+
+
+def test_classifier_learns_real_attributes_and_metric_splits_groups(tmp_path):
+    model, acc = train_classifier(64, 16, steps=150, batch=32, pool=1024, progress=False)
+    assert acc["color"] > 0.9 and acc["direction"] > 0.8      # the easy attributes, learnt fast
+    video, labels = _render_pool(MovingShapes(64, 64, 16, seed=99), range(64))
+    metric = TextAlignment(model)
+    heldout = torch.arange(64) % 4 == 0
+    metric.update(video, labels, heldout)
+    res = metric.compute()
+    assert set(res) == {f"{g}/{k}" for g in ("seen", "heldout") for k in ("color", "shape", "direction")}
+    assert res["seen/color"] > 0.9 and res["heldout/color"] > 0.8
+    # random clips are not the prompt: colour accuracy collapses towards chance (1/6)
+    metric.reset()
+    metric.update(torch.rand(64, 3, 4, 64, 64) * 2 - 1, labels, heldout)
+    assert metric.compute()["seen/color"] < 0.5
+
+
+def test_classifier_is_cached(tmp_path, monkeypatch):
+    import gan_video.metrics.alignment as A
+
+    calls = []
+    real = A.train_classifier
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, steps=5, pool=64, progress=False)
+
+    monkeypatch.setattr(A, "train_classifier", counted)
+    m1, acc1 = load_classifier(64, 16, steps=5)
+    m2, acc2 = load_classifier(64, 16, steps=5)
+    assert len(calls) == 1 and acc1 == acc2
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)

@@ -1,0 +1,112 @@
+import pytest
+import torch
+
+from gan_video.models.discriminator import Discriminator, DiscriminatorConfig
+from gan_video.models.generator import GeneratorConfig, build_generator
+from gan_video.models.text import PromptError, TextEncoderConfig, Tokenizer, build_text_encoder
+
+SMALL_G = dict(z_content=8, z_motion=4, style_dim=16, base_channels=2, max_channels=16)
+
+
+@pytest.mark.parametrize("arch", ["layered", "t2v2018"])
+@pytest.mark.parametrize("resolution,frames", [(64, 16), (64, 32), (128, 16), (128, 32), (256, 16), (256, 32)])
+def test_generator_shapes_and_range(arch, resolution, frames):
+    torch.manual_seed(0)
+    g = build_generator(GeneratorConfig(arch=arch, **SMALL_G), 8, resolution, frames)
+    with torch.no_grad():
+        v = g(torch.randn(2, 8), g.sample_noise(2))
+    assert v.shape == (2, 3, frames, resolution, resolution)
+    assert v.min() >= -1 and v.max() <= 1 and torch.isfinite(v).all()
+    assert v.std() > 0
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "filters"])
+@pytest.mark.parametrize("resolution,frames", [(64, 16), (64, 32), (128, 32), (256, 16)])
+def test_discriminator_shapes(conditioning, resolution, frames):
+    cfg = DiscriminatorConfig(channels=4, video_channels=4, max_channels=16, conditioning=conditioning)
+    d = Discriminator(cfg, 8, resolution, frames)
+    x = torch.randn(3, 3, frames, resolution, resolution)
+    out = d(x, torch.randn(3, 8))
+    assert set(out) == {"frame", "video"}
+    assert all(v.shape == (3,) for v in out.values())
+
+
+def test_full_size_video_discriminator_2018():
+    cfg = DiscriminatorConfig(video_channels=4, max_channels=16, frame_samples=0, video_resolution=0,
+                              video_stride=1)
+    d = Discriminator(cfg, 8, 64, 32)
+    assert d.frame is None and d.video.size == 64
+    assert d(torch.randn(2, 3, 32, 64, 64), torch.randn(2, 8))["video"].shape == (2,)
+
+
+def test_discriminator_depends_on_text():
+    d = Discriminator(DiscriminatorConfig(channels=4, video_channels=4, max_channels=16), 8, 64, 16)
+    x = torch.randn(2, 3, 16, 64, 64)
+    idx = d.frame_index(16, "cpu")
+    a, b = d(x, torch.randn(2, 8), idx), d(x, torch.randn(2, 8), idx)
+    assert not torch.allclose(a["frame"], b["frame"]) and not torch.allclose(a["video"], b["video"])
+
+
+@pytest.mark.parametrize("resolution", [32, 96, 100, 200])
+def test_resolution_not_64_times_power_of_two_is_a_clear_error(resolution):
+    with pytest.raises(ValueError, match="64\\*2\\^k"):
+        build_generator(GeneratorConfig(**SMALL_G), 8, resolution, 16)
+    with pytest.raises(ValueError, match="64\\*2\\^k"):
+        Discriminator(DiscriminatorConfig(), 8, resolution, 16)
+
+
+@pytest.mark.parametrize("frames", [0, 12, 24, 1])
+def test_clip_length_the_2018_generator_cannot_make(frames):
+    with pytest.raises(ValueError, match="cannot make"):
+        build_generator(GeneratorConfig(arch="t2v2018", **SMALL_G), 8, 64, frames)
+
+
+def test_layered_generator_makes_any_length_and_frame_times():
+    g = build_generator(GeneratorConfig(**SMALL_G), 8, 64, 32)
+    e, n = torch.randn(2, 8), g.sample_noise(2)
+    with torch.no_grad():
+        full = g(e, n)
+        some = g(e, n, times=torch.linspace(0, 1, 32)[[0, 10, 31]])
+        short = g(e, n, frames=7)
+    assert torch.allclose(full[:, :, [0, 10, 31]], some, atol=1e-5)
+    assert short.shape[2] == 7
+    with pytest.raises(ValueError, match="cannot make"):
+        g(e, n, frames=0)
+
+
+def test_seeded_noise_is_reproducible():
+    g = build_generator(GeneratorConfig(**SMALL_G), 8, 64, 16)
+    a = g.sample_noise(2, generator=torch.Generator().manual_seed(5))
+    b = g.sample_noise(2, generator=torch.Generator().manual_seed(5))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gist_vae_loss_of_2018_generator():
+    g = build_generator(GeneratorConfig(arch="t2v2018", **SMALL_G), 8, 64, 16)
+    loss, logs = g.auxiliary_loss(torch.randn(2, 8), torch.rand(2, 3, 16, 64, 64) * 2 - 1)
+    assert loss.ndim == 0 and loss > 0 and {"gist_recon", "gist_kl"} <= set(logs)
+    loss.backward()
+    assert g.gist_enc[0].weight.grad is not None
+
+
+def test_tokenizer_errors_and_truncation():
+    tok = Tokenizer(context_length=8)
+    ids = tok(["a red circle moving left"])
+    assert ids.shape == (1, 8) and ids[0, 0] == tok.sot
+    for bad in ["", "   ", "\n"]:
+        with pytest.raises(PromptError, match="empty"):
+            tok([bad])
+    with pytest.warns(UserWarning, match="truncated"):
+        long = tok(["a red circle moving left and then right and then up and down again"])
+    assert long.shape == (1, 8) and long[0, -1] == tok.eot
+
+
+@pytest.mark.parametrize("name", ["small", "bag"])
+def test_text_encoders(name):
+    tok = Tokenizer(16)
+    enc = build_text_encoder(TextEncoderConfig(name=name, dim=16, out_dim=12, layers=1, heads=2,
+                                               context_length=16), tok.vocab_size)
+    e = enc(tok(["a red circle moving left", "a blue square moving up"]))
+    assert e.shape == (2, 12) and not torch.allclose(e[0], e[1])
+    with pytest.raises(ValueError, match="unknown text encoder"):
+        build_text_encoder(TextEncoderConfig(name="gpt9"), tok.vocab_size)

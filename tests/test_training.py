@@ -1,0 +1,146 @@
+import copy
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from conftest import TINY, tiny_data, tiny_trainer
+from gan_video.losses import discriminator_loss, mismatch_permutation
+from gan_video.module import CheckpointMismatchError, TextToVideoGAN, load_model
+
+
+def params(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_training_steps_run_without_nan_and_change_weights(tmp_path):
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**TINY)
+    before = params(model)
+    losses = []
+
+    class Keep(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    # Lightning counts the D and the G optimiser step: max_steps=6 is 3 batches
+    tiny_trainer(tmp_path, max_steps=6, callbacks=[Keep()]).fit(model, datamodule=tiny_data())
+    after = params(model)
+    assert all(torch.isfinite(v).all() for v in after.values())
+    for prefix in ("G.", "D.", "text_g.", "text_d.", "G_ema."):
+        changed = [k for k in before if k.startswith(prefix) and before[k].dtype.is_floating_point
+                   and not torch.equal(before[k], after[k])]
+        assert changed, f"no weight of {prefix} changed"
+    assert len(losses) == 3 and int(model.batches) == 3 and all(torch.isfinite(torch.tensor(l["loss_d"])) for l in losses)
+
+
+def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path):
+    pl.seed_everything(0)
+    cfg = copy.deepcopy(TINY)
+    cfg["generator"]["arch"] = "t2v2018"
+    cfg["discriminator"].update(conditioning="filters")
+    model = TextToVideoGAN(**cfg, loss="nonsaturating", r1_gamma=1.0, r1_every=1)
+    tiny_trainer(tmp_path, max_steps=2).fit(model, datamodule=tiny_data())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_discriminator_learns_to_separate_real_from_fake():
+    """A few D steps on fixed real and generated clips reduce the D loss."""
+    torch.manual_seed(0)
+    model = TextToVideoGAN(**TINY)
+    dm = tiny_data(batch_size=8)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    tokens = model.tokenizer(batch["caption"])
+    with torch.no_grad():
+        fake = model.G(model.text_g(tokens), model.G.sample_noise(8))
+    opt = torch.optim.Adam([*model.D.parameters(), *model.text_d.parameters()], lr=1e-3)
+    idx = model.D.frame_index(8, "cpu")
+    losses = []
+    for _ in range(15):
+        e = model.text_d(tokens)
+        loss, _ = discriminator_loss(model.D(batch["video"], e, idx), model.D(fake, e, idx), None)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_ema_update_follows_the_formula():
+    model = TextToVideoGAN(**TINY, ema_decay=0.9, ema_start=1)
+    for p in model.G.parameters():
+        p.data.add_(1.0)
+    before = [p.clone() for p in model.G_ema.parameters()]
+    model.update_ema(step=1000)  # decay = min(0.9, 1001/1001) = 0.9
+    for b, e, p in zip(before, model.G_ema.parameters(), model.G.parameters()):
+        assert torch.allclose(e, 0.9 * b + 0.1 * p, atol=1e-6)
+    model.update_ema(step=0)     # decay = min(0.9, 1/1)... ramp: (1+0)/(1+0) = 1 -> capped at 0.9
+    model2 = TextToVideoGAN(**TINY, ema_decay=0.999, ema_start=10)
+    for p in model2.G.parameters():
+        p.data.add_(1.0)
+    model2.update_ema(step=0)    # decay = 1/10: the EMA jumps most of the way early on
+    p0, e0 = next(model2.G.parameters()), next(model2.G_ema.parameters())
+    assert torch.allclose(e0, p0 - 0.1, atol=1e-5)
+
+
+def test_checkpoint_round_trip_gives_the_same_samples(tiny_checkpoint):
+    a = load_model(tiny_checkpoint)
+    b = load_model(tiny_checkpoint)
+    prompts = ["a red circle moving left", "a blue square moving up"]
+    va, vb = a.generate(prompts, [1, 2]), b.generate(prompts, [1, 2])
+    assert va.shape == (2, 3, 8, 64, 64)
+    assert torch.equal(va, vb)
+    # a clip does not depend on its batch-mates
+    assert torch.allclose(a.generate(prompts[1:], [2])[0], va[1], atol=1e-5)
+    assert not torch.allclose(a.generate(prompts[:1], [3])[0], va[0])
+
+
+def test_checkpoint_from_another_config_is_a_clear_error(tiny_checkpoint, tmp_path):
+    cfg = copy.deepcopy(TINY)
+    cfg["generator"]["base_channels"] = 8
+    other = TextToVideoGAN(**cfg)
+    with pytest.raises(CheckpointMismatchError, match="generator.base_channels: checkpoint 4 vs config 8"):
+        tiny_trainer(tmp_path, max_steps=4).fit(other, datamodule=tiny_data(), ckpt_path=tiny_checkpoint)
+
+
+def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(str(tmp_path / "nope.ckpt"))
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_model(str(bad))
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="not a gan_video"):
+        load_model(str(tmp_path / "other.ckpt"))
+
+
+@pytest.mark.parametrize("stop_after", [3, 4])  # mid-epoch, and at the end of an epoch
+def test_resumed_run_continues_identically(tmp_path, stop_after):
+    """A run interrupted after `stop_after` batches and resumed from the checkpoint it left ends with
+    the same weights as a run that never stopped (same data order, noise and optimiser state)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    def run(steps, ckpt=None, save=False):
+        pl.seed_everything(0)
+        model = TextToVideoGAN(**TINY)
+        cbs = [ModelCheckpoint(dirpath=str(tmp_path / "ck"), filename="{step}", save_top_k=-1,
+                               every_n_train_steps=2)] if save else []
+        trainer = tiny_trainer(tmp_path, max_steps=steps, callbacks=cbs, enable_checkpointing=save)
+        trainer.fit(model, datamodule=tiny_data(train_size=16), ckpt_path=ckpt)  # 4 batches an epoch
+        return model
+
+    straight = run(12, save=True)                       # 6 batches, a checkpoint every batch
+    resumed = run(12, ckpt=str(tmp_path / "ck" / f"step={2 * stop_after}.ckpt"))
+    assert int(straight.batches) == int(resumed.batches) == 6
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_mismatch_permutation_pairs_different_captions():
+    caps = ["a", "a", "b", "c"]
+    perm = mismatch_permutation(caps)
+    assert sorted(perm.tolist()) == [0, 1, 2, 3]
+    assert sum(caps[i] != caps[j] for i, j in enumerate(perm.tolist())) >= 3
+    assert mismatch_permutation(["x", "x"]) is None
