@@ -13,20 +13,33 @@ from .data.io import to_uint8
 
 class TextAlignmentCallback(pl.Callback):
     """During validation, classifies the generated clips of the validation prompts (moving shapes)
-    and logs accuracy per attribute for seen and held-out (colour, shape) pairs."""
+    and logs accuracy per attribute for seen and held-out (colour, shape) pairs.
 
-    def __init__(self, classifier_path: Optional[str] = None):
-        self.classifier_path = classifier_path
+    Args:
+        classifier_path: a cached attribute classifier; default: the cache (trained if absent, once
+            per clip size, at the start of fit).
+        classifier_steps: training steps of the classifier when it must be trained.
+    """
+
+    def __init__(self, classifier_path: Optional[str] = None, classifier_steps: int = 800):
+        self.classifier_path, self.classifier_steps = classifier_path, classifier_steps
         self.metric = None
 
-    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+    def _ensure_metric(self, pl_module) -> None:
         from .metrics.alignment import TextAlignment, load_classifier
 
         if self.metric is None:
             hp = pl_module.hparams
-            classifier, real_acc = load_classifier(hp.resolution, hp.frames, self.classifier_path)
+            classifier, real_acc = load_classifier(hp.resolution, hp.frames, self.classifier_path,
+                                                   steps=self.classifier_steps)
             self.metric = TextAlignment(classifier).to(pl_module.device)
             self.real_accuracy = real_acc
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._ensure_metric(pl_module)  # train/load the judge before training, not mid-validation
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._ensure_metric(pl_module)
         self.metric.reset()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):

@@ -1,14 +1,12 @@
 """``gan-video fit|validate|test|predict --config configs/X.yaml``: the LightningCLI entry point."""
 from __future__ import annotations
 
-import os
-import sys
-
 import torch
 from pytorch_lightning.cli import LightningCLI
 
 from .data.datamodule import ShapesDataModule
 from .module import TextToVideoGAN
+from .tools import one_line_errors
 
 
 class GanVideoCLI(LightningCLI):
@@ -26,14 +24,9 @@ class GanVideoCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    try:
+    with one_line_errors("gan-video"):
         GanVideoCLI(TextToVideoGAN, ShapesDataModule, subclass_mode_data=True,
                     save_config_kwargs={"overwrite": True}, args=args)
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("GAN_VIDEO_DEBUG"):
-            raise
-        print(f"gan-video: error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,57 @@ def r1_penalty(real_video: torch.Tensor, real_logits: dict) -> torch.Tensor:
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
+def soft_hardest_mismatch(matrix: dict, captions: list[str], temperature: float = 1.0) -> dict | None:
+    """Per real clip, the average of its wrong-caption scores weighted by a softmax over those scores
+    (weights detached): early on, when D scores every caption alike, this is the mean over all of
+    the batch's other captions; as D learns, the weight moves to the captions it still confuses
+    with the right one (same colour, other shape or motion) without the collapse that the hard max
+    causes at the start. Returns a per-clip score to feed the fake side of the loss."""
+    same = torch.tensor([[a == b for b in captions] for a in captions])
+    if same.all():
+        return None
+    out = {}
+    for head, m in matrix.items():
+        mask = same.to(m.device)
+        w = torch.softmax((m.detach() / temperature).masked_fill(mask, float("-inf")), dim=1)
+        w = torch.nan_to_num(w, nan=0.0)  # rows with no wrong caption
+        out[head] = (w * m.masked_fill(mask, 0.0)).sum(1) - 1e4 * (w.sum(1) == 0)
+    return out
+
+
+def hardest_mismatch(matrix: dict, captions: list[str]) -> dict | None:
+    """For each real clip, its highest score among the batch's *other* captions (VSE++'s hardest
+    negative): once D knows colours, the hardest wrong caption differs in shape or motion, which is
+    where the matching signal is needed. ``matrix``: ``{head: [B, B]}`` clip x caption scores."""
+    same = torch.tensor([[a == b for b in captions] for a in captions])
+    if same.all():
+        return None
+    out = {}
+    for head, m in matrix.items():
+        masked = m.masked_fill(same.to(m.device), float("-inf")).max(1).values
+        # a clip whose caption every other clip shares has no negative: give it a zero-loss score
+        out[head] = torch.where(torch.isfinite(masked), masked, torch.full_like(masked, -1e4))
+    return out
+
+
+def similar_caption_pairs(tokens: torch.Tensor, captions: list[str], generator=None) -> torch.Tensor | None:
+    """For each caption, the index of the batch's *most similar different* caption (Jaccard overlap
+    of token ids; ties broken at random). Text hard negatives that need no labels and no D scores:
+    "a red circle moving left" is paired with "a red circle moving right" or "a red square moving
+    left" when the batch has one, so D must read shape and motion words, not only colour."""
+    n = len(captions)
+    if n < 2 or len(set(captions)) < 2:
+        return None
+    sets = [set(t[t > 0].tolist()) for t in tokens.cpu()]
+    sim = torch.tensor([[len(a & b) / max(1, len(a | b)) for b in sets] for a in sets])
+    same = torch.tensor([[a == b for b in captions] for a in captions])
+    sim = sim + 1e-3 * torch.rand(n, n, generator=generator)      # random tie-breaks
+    sim = sim.masked_fill(same, -1.0)
+    out = sim.argmax(1)
+    # clips whose caption every other clip shares keep a random partner (filtered out later)
+    return torch.where(same.all(1), torch.roll(torch.arange(n), 1), out)
+
+
 def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
     """A permutation pairing every clip with a *different* caption, or None when all captions match.
 

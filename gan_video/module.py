@@ -16,7 +16,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from .losses import d_fake_term, discriminator_loss, generator_loss, mismatch_permutation, r1_penalty
+from .losses import (d_fake_term, discriminator_loss, hardest_mismatch, similar_caption_pairs,
+                     soft_hardest_mismatch, generator_loss, mismatch_permutation, r1_penalty)
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
 from .models.text import TextEncoderConfig, Tokenizer, build_text_encoder
@@ -58,6 +59,11 @@ class TextToVideoGAN(pl.LightningModule):
         lr_d: discriminator (and its text encoder) learning rate.
         betas: Adam betas for both optimisers.
         mismatch_weight: share of the "fake" side given to real clips with a wrong caption.
+        mismatch: which wrong caption a real clip is paired with: ``shift`` (another clip's, as in
+            the 2018 paper), ``hardest`` (the batch caption D currently finds most plausible; VSE++)
+            ``soft`` (all the batch's other captions, weighted by a softmax of D's scores), or
+            ``similar`` (half ``shift``, half the batch caption sharing most words with the right
+            one, e.g. same colour but another shape: text hard negatives).
         r1_gamma: R1 weight; 0 disables it.
         r1_every: lazy R1: applied every this many steps, scaled up to match.
         ema_decay: EMA decay of the sampling generator (ramped up from 0 over the first steps).
@@ -79,17 +85,19 @@ class TextToVideoGAN(pl.LightningModule):
                  text: Union[TextEncoderConfig, dict, None] = None,
                  resolution: int = 64, frames: int = 32, loss: str = "hinge",
                  lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple[float, float] = (0.0, 0.99),
-                 mismatch_weight: float = 0.5, r1_gamma: float = 0.0, r1_every: int = 16,
+                 mismatch_weight: float = 0.5, mismatch: str = "shift", r1_gamma: float = 0.0, r1_every: int = 16,
                  ema_decay: float = 0.999, ema_start: int = 10, reverse_negatives: float = 0.0,
                  share_text: bool = True):
         super().__init__()
+        if mismatch not in ("shift", "hardest", "soft", "similar"):
+            raise ValueError(f"unknown mismatch {mismatch!r}; use shift, similar, soft or hardest")
         g_cfg = _as_config(generator, GeneratorConfig)
         d_cfg = _as_config(discriminator, DiscriminatorConfig)
         t_cfg = _as_config(text, TextEncoderConfig)
         self.save_hyperparameters({
             "generator": asdict(g_cfg), "discriminator": asdict(d_cfg), "text": asdict(t_cfg),
             "resolution": resolution, "frames": frames, "loss": loss, "lr_g": lr_g, "lr_d": lr_d,
-            "betas": list(betas), "mismatch_weight": mismatch_weight, "r1_gamma": r1_gamma,
+            "betas": list(betas), "mismatch_weight": mismatch_weight, "mismatch": mismatch, "r1_gamma": r1_gamma,
             "r1_every": r1_every, "ema_decay": ema_decay, "ema_start": ema_start,
             "reverse_negatives": reverse_negatives, "share_text": share_text})
         self.automatic_optimization = False
@@ -162,10 +170,20 @@ class TextToVideoGAN(pl.LightningModule):
             real = real.detach().requires_grad_(True)
         index = self.D.frame_index(hp.frames, self.device)
         f_real = self.D.features(real, index)
-        s_real = self.D.score(f_real, e_d)
         s_fake = self.D(fake.detach(), e_d, index)
-        perm = mismatch_permutation(captions)
-        s_mis = self.D.score(f_real, e_d[perm.to(self.device)]) if perm is not None else None
+        if hp.mismatch in ("hardest", "soft"):
+            matrix = self.D.score_matrix(f_real, e_d)
+            s_real = {k: m.diagonal() for k, m in matrix.items()}
+            pick = hardest_mismatch if hp.mismatch == "hardest" else soft_hardest_mismatch
+            s_mis = pick(matrix, captions)
+        else:
+            s_real = self.D.score(f_real, e_d)
+            perm = mismatch_permutation(captions)
+            s_mis = self.D.score(f_real, e_d[perm.to(self.device)]) if perm is not None else None
+            if hp.mismatch == "similar" and perm is not None:
+                close = similar_caption_pairs(tokens, captions).to(self.device)
+                s_close = self.D.score(f_real, e_d[close])
+                s_mis = {k: torch.cat([s_mis[k], s_close[k]]) for k in s_mis}
         loss_d, logs = discriminator_loss(s_real, s_fake, s_mis, hp.loss, hp.mismatch_weight)
         if hp.reverse_negatives > 0 and self.D.video is not None:
             s_rev = self.D.video.score(self.D.video.features(real.detach().flip(2)), e_d)

@@ -28,7 +28,7 @@ def test_classifier_is_cached(tmp_path, monkeypatch):
 
     def counted(*a, **k):
         calls.append(1)
-        return real(*a, steps=5, pool=64, progress=False)
+        return real(a[0], a[1], steps=5, pool=64, progress=False)
 
     monkeypatch.setattr(A, "train_classifier", counted)
     m1, acc1 = load_classifier(64, 16, steps=5)
@@ -36,3 +36,26 @@ def test_classifier_is_cached(tmp_path, monkeypatch):
     assert len(calls) == 1 and acc1 == acc2
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_alignment_callback_logs_during_validation_with_a_cold_cache(tmp_path, monkeypatch):
+    """The judge is trained at fit start (grads enabled) and the callback logs align/* metrics."""
+    import pytorch_lightning as pl
+
+    import gan_video.metrics.alignment as A
+    from conftest import TINY, tiny_data
+    from gan_video.callbacks import TextAlignmentCallback
+    from gan_video.module import TextToVideoGAN
+
+    real = A.train_classifier
+    monkeypatch.setattr(A, "train_classifier", lambda r, f, steps: real(r, f, steps=steps, pool=64, progress=False))
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**TINY)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False, val_check_interval=1,
+                         limit_val_batches=1, num_sanity_val_steps=0,
+                         callbacks=[TextAlignmentCallback(classifier_steps=3)])
+    trainer.fit(model, datamodule=tiny_data())
+    logged = trainer.callback_metrics
+    assert {"align/seen/color", "align/seen/shape", "align/seen/direction"} <= set(logged)
+    assert all(0.0 <= float(logged[k]) <= 1.0 for k in logged if k.startswith("align/"))

@@ -13,9 +13,11 @@ def test_print_config_has_every_hyperparameter():
     res = cli("fit", "--config", "configs/shapes.yaml", "--print_config")
     assert res.returncode == 0, res.stderr
     cfg = yaml.safe_load(res.stdout)
-    assert cfg["model"]["resolution"] == 64 and cfg["model"]["frames"] == 32
+    data = cfg["data"]["init_args"]
+    assert data["resolution"] == 64 and data["frames"] == 32
+    assert "resolution" not in cfg["model"]  # linked from data.resolution, not set twice
     assert cfg["model"]["generator"]["arch"] == "layered"
-    assert cfg["data"]["init_args"]["holdout"] == [["red", "triangle"], ["green", "square"], ["blue", "circle"]]
+    assert data["holdout"] == [["red", "triangle"], ["green", "square"], ["blue", "circle"]]
 
 
 def test_bad_resolution_is_one_clear_error():

@@ -34,14 +34,38 @@ def test_training_steps_run_without_nan_and_change_weights(tmp_path):
     assert len(losses) == 3 and int(model.batches) == 3 and all(torch.isfinite(torch.tensor(l["loss_d"])) for l in losses)
 
 
-def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path):
+@pytest.mark.parametrize("mismatch", ["shift", "similar", "soft", "hardest"])
+def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path, mismatch):
     pl.seed_everything(0)
     cfg = copy.deepcopy(TINY)
     cfg["generator"]["arch"] = "t2v2018"
     cfg["discriminator"].update(conditioning="filters")
-    model = TextToVideoGAN(**cfg, loss="nonsaturating", r1_gamma=1.0, r1_every=1)
-    tiny_trainer(tmp_path, max_steps=2).fit(model, datamodule=tiny_data())
+    model = TextToVideoGAN(**cfg, loss="nonsaturating", r1_gamma=1.0, r1_every=1, mismatch=mismatch,
+                           reverse_negatives=0.5, share_text=False)
+    logged = {}
+
+    class Keep(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            logged.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    tiny_trainer(tmp_path, max_steps=2, callbacks=[Keep()]).fit(model, datamodule=tiny_data())
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert {"train/r1", "train/d_video_reversed", "train/gist_recon", "train/d_frame_mismatched"} <= set(logged)
+
+
+def test_mismatch_pickers_choose_wrong_captions():
+    from gan_video.losses import hardest_mismatch, soft_hardest_mismatch
+
+    caps = ["red", "red", "blue", "green"]
+    m = torch.tensor([[5.0, 4.0, 1.0, 2.0],
+                      [0.0, 5.0, 3.0, -1.0],
+                      [9.0, 0.0, 5.0, 0.0],
+                      [0.0, 0.0, 0.0, 5.0]])
+    hard = hardest_mismatch({"h": m}, caps)["h"]
+    assert hard.tolist() == [2.0, 3.0, 9.0, 0.0]          # never its own caption nor a same-text one
+    soft = soft_hardest_mismatch({"h": m}, caps)["h"]
+    assert soft[2] > 4.0 and soft[0] < 2.0 and (soft <= hard + 1e-6).all()
+    assert hardest_mismatch({"h": m}, ["x"] * 4) is None
 
 
 def test_discriminator_learns_to_separate_real_from_fake():
@@ -144,3 +168,14 @@ def test_mismatch_permutation_pairs_different_captions():
     assert sorted(perm.tolist()) == [0, 1, 2, 3]
     assert sum(caps[i] != caps[j] for i, j in enumerate(perm.tolist())) >= 3
     assert mismatch_permutation(["x", "x"]) is None
+
+
+def test_similar_caption_pairs_are_text_hard_negatives():
+    from gan_video.losses import similar_caption_pairs
+    from gan_video.models.text import Tokenizer
+
+    caps = ["a red circle moving left", "a blue square moving up", "a red circle moving right",
+            "the green box moves downward"]
+    pairs = similar_caption_pairs(Tokenizer(16)(caps), caps).tolist()
+    assert pairs[0] == 2 and pairs[2] == 0          # differ only in the direction word
+    assert all(caps[i] != caps[j] for i, j in enumerate(pairs))

@@ -88,7 +88,7 @@ class TextCondition(nn.Module):
             self.filter_out = maybe_sn(nn.Linear(num_filters, 1), sn)
 
     def forward(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """``feat``: ``[B, C, *spatial]``; ``text``: ``[B, D]`` -> ``[B]``."""
+        """``feat``: ``[B, C, *spatial]``; ``text``: ``[B, D]`` -> ``[B]`` (sample i with text i)."""
         pooled = feat.flatten(2).sum(2)
         out = self.linear(pooled).squeeze(1)
         if self.mode == "projection":
@@ -96,6 +96,16 @@ class TextCondition(nn.Module):
         filt = self.filters(text).view(text.shape[0], self.num_filters, -1)      # [B, F, C]
         resp = torch.einsum("bcn,bfc->bfn", feat.flatten(2), filt).mean(2)       # [B, F]
         return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(1)
+
+    def pairwise(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Every sample against every text: ``[N, C, *spatial]``, ``[M, D]`` -> ``[N, M]``."""
+        pooled = feat.flatten(2).sum(2)
+        out = self.linear(pooled)                                                # [N, 1]
+        if self.mode == "projection":
+            return out + pooled @ self.embed(text).T
+        filt = self.filters(text).view(text.shape[0], self.num_filters, -1)      # [M, F, C]
+        resp = torch.einsum("icn,jfc->ijf", feat.flatten(2), filt) / feat.flatten(2).shape[2]
+        return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(2)
 
 
 class FrameHead(nn.Module):
@@ -118,6 +128,10 @@ class FrameHead(nn.Module):
     def score(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         k = self.samples
         return self.cond(feat, text.repeat_interleave(k, dim=0)).view(-1, k).mean(1)
+
+    def score_matrix(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        k = self.samples
+        return self.cond.pairwise(feat, text).view(-1, k, text.shape[0]).mean(1)
 
 
 class VideoHead(nn.Module):
@@ -153,6 +167,9 @@ class VideoHead(nn.Module):
 
     def score(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return self.cond(feat, text)
+
+    def score_matrix(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.cond.pairwise(feat, text)
 
 
 class Discriminator(nn.Module):
@@ -190,6 +207,10 @@ class Discriminator(nn.Module):
 
     def score(self, feats: dict, text: torch.Tensor) -> dict:
         return {name: getattr(self, name).score(f, text) for name, f in feats.items()}
+
+    def score_matrix(self, feats: dict, text: torch.Tensor) -> dict:
+        """``{head: [B, B]}``: clip i scored against caption j (the diagonal is :meth:`score`)."""
+        return {name: getattr(self, name).score_matrix(f, text) for name, f in feats.items()}
 
     def forward(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None) -> dict:
         return self.score(self.features(video, index), text)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
+
+from . import one_line_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,11 +78,8 @@ def format_table(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    try:
+    with one_line_errors("gan-video-alignment"):
         res = evaluate(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"gan-video-alignment: error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(format_table(res))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

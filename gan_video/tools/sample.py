@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import warnings
 from pathlib import Path
+
+from . import one_line_errors
 
 
 def read_prompts(args) -> list[str]:
@@ -56,8 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> list[dict]:
-    import torch
-
     from ..data.io import to_uint8, write_gif, write_mp4
     from ..module import load_model
 
@@ -86,17 +85,13 @@ def run(args) -> list[dict]:
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
-    del torch
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    try:
+    with one_line_errors("gan-video-sample"):
         rows = run(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"gan-video-sample: error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(f"wrote {len(rows)} clips and manifest.jsonl to {Path(args.out).resolve()}")
 
 
