@@ -38,8 +38,11 @@ def test_same_seed_same_clip(tiny_checkpoint, tmp_path):
     b = run(["--checkpoint", tiny_checkpoint, "--prompt", "a green ball moving down",
              "--prompt", "a red circle moving left", "--seed", "2", "--out", str(tmp_path / "b")])
     assert a[0]["seed"] == b[1]["seed"] == 3
+    assert a[0]["frames_sha1"] == b[1]["frames_sha1"]          # bit-identical generated frames
+    assert a[0]["frames_sha1"] != b[0]["frames_sha1"]
     fa, fb = read_video(tmp_path / "a" / a[0]["file"]), read_video(tmp_path / "b" / b[1]["file"])
-    assert np.array_equal(fa, fb)
+    # the files decode to the same clip up to the lossy encoder's rounding
+    assert fa.shape == fb.shape and np.abs(fa.astype(int) - fb.astype(int)).mean() < 1.0
 
 
 def test_prompts_file(tiny_checkpoint, tmp_path):

@@ -19,7 +19,10 @@ def from_uint8(frames: np.ndarray) -> torch.Tensor:
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8, crf: int = 18) -> None:
-    """Write uint8 ``[T, H, W, 3]`` as H.264 (yuv420p, plays in browsers). H and W must be even."""
+    """Write uint8 ``[T, H, W, 3]`` as H.264 (yuv420p, plays in browsers). H and W must be even.
+
+    Lossy: the same frames may come out as slightly different files from run to run (seen with
+    libx264 through PyAV even single-threaded); compare clips by their frames, not their bytes."""
     import av
 
     t, h, w, _ = frames.shape
