@@ -40,9 +40,19 @@ def test_same_seed_same_clip(tiny_checkpoint, tmp_path):
     assert a[0]["seed"] == b[1]["seed"] == 3
     assert a[0]["frames_sha1"] == b[1]["frames_sha1"]          # bit-identical generated frames
     assert a[0]["frames_sha1"] != b[0]["frames_sha1"]
-    fa, fb = read_video(tmp_path / "a" / a[0]["file"]), read_video(tmp_path / "b" / b[1]["file"])
-    # the files decode to the same clip up to the lossy encoder's rounding
-    assert fa.shape == fb.shape and np.abs(fa.astype(int) - fb.astype(int)).mean() < 1.0
+    # the hash is that of the clip the model makes for (prompt, seed), and each file holds that
+    # clip up to H.264's loss (libx264 through PyAV is not byte-reproducible, so bytes are not compared)
+    import hashlib
+
+    from gan_video.data.io import to_uint8
+    from gan_video.module import load_model
+
+    clip = to_uint8(load_model(tiny_checkpoint).generate(["a red circle moving left"], [3], batch_size=1))[0]
+    assert hashlib.sha1(np.ascontiguousarray(clip).tobytes()).hexdigest() == a[0]["frames_sha1"]
+    for f in (tmp_path / "a" / a[0]["file"], tmp_path / "b" / b[1]["file"]):
+        err = read_video(f).astype(float) - clip
+        psnr = 10 * np.log10(255.0 ** 2 / max(1e-9, (err ** 2).mean()))
+        assert psnr > 25, psnr
 
 
 def test_prompts_file(tiny_checkpoint, tmp_path):
