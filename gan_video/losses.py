@@ -59,13 +59,18 @@ def r1_penalty(real_video: torch.Tensor, real_logits: dict) -> torch.Tensor:
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
+def same_caption_mask(captions: list[str]) -> torch.Tensor:
+    """``[B, B]`` bool: True where two clips of the batch have the same caption (never a negative)."""
+    return torch.tensor([[a == b for b in captions] for a in captions])
+
+
 def soft_hardest_mismatch(matrix: dict, captions: list[str], temperature: float = 1.0) -> dict | None:
     """Per real clip, the average of its wrong-caption scores weighted by a softmax over those scores
     (weights detached): early on, when D scores every caption alike, this is the mean over all of
     the batch's other captions; as D learns, the weight moves to the captions it still confuses
     with the right one (same colour, other shape or motion) without the collapse that the hard max
     causes at the start. Returns a per-clip score to feed the fake side of the loss."""
-    same = torch.tensor([[a == b for b in captions] for a in captions])
+    same = same_caption_mask(captions)
     if same.all():
         return None
     out = {}
@@ -81,7 +86,7 @@ def hardest_mismatch(matrix: dict, captions: list[str]) -> dict | None:
     """For each real clip, its highest score among the batch's *other* captions (VSE++'s hardest
     negative): once D knows colours, the hardest wrong caption differs in shape or motion, which is
     where the matching signal is needed. ``matrix``: ``{head: [B, B]}`` clip x caption scores."""
-    same = torch.tensor([[a == b for b in captions] for a in captions])
+    same = same_caption_mask(captions)
     if same.all():
         return None
     out = {}
@@ -102,7 +107,7 @@ def similar_caption_pairs(tokens: torch.Tensor, captions: list[str], generator=N
         return None
     sets = [set(t[t > 0].tolist()) for t in tokens.cpu()]
     sim = torch.tensor([[len(a & b) / max(1, len(a | b)) for b in sets] for a in sets])
-    same = torch.tensor([[a == b for b in captions] for a in captions])
+    same = same_caption_mask(captions)
     sim = sim + 1e-3 * torch.rand(n, n, generator=generator)      # random tie-breaks
     sim = sim.masked_fill(same, -1.0)
     out = sim.argmax(1)

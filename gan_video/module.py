@@ -14,7 +14,6 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch import nn
 
 from .losses import (d_fake_term, discriminator_loss, hardest_mismatch, similar_caption_pairs,
                      soft_hardest_mismatch, generator_loss, mismatch_permutation, r1_penalty)
@@ -292,4 +291,4 @@ def load_model(path: str, map_location: str | torch.device = "cpu") -> TextToVid
     return model.eval().to(map_location)
 
 
-__all__ = ["TextToVideoGAN", "load_model", "check_compatible", "CheckpointMismatchError", "nn"]
+__all__ = ["TextToVideoGAN", "load_model", "check_compatible", "CheckpointMismatchError"]
