@@ -73,12 +73,12 @@ def soft_hardest_mismatch(matrix: dict, captions: list[str], temperature: float 
     same = same_caption_mask(captions)
     if same.all():
         return None
+    # a row with no wrong caption would mean every caption is the same: excluded just above
     out = {}
     for head, m in matrix.items():
         mask = same.to(m.device)
         w = torch.softmax((m.detach() / temperature).masked_fill(mask, float("-inf")), dim=1)
-        w = torch.nan_to_num(w, nan=0.0)  # rows with no wrong caption
-        out[head] = (w * m.masked_fill(mask, 0.0)).sum(1) - 1e4 * (w.sum(1) == 0)
+        out[head] = (w * m.masked_fill(mask, 0.0)).sum(1)
     return out
 
 
@@ -89,12 +89,9 @@ def hardest_mismatch(matrix: dict, captions: list[str]) -> dict | None:
     same = same_caption_mask(captions)
     if same.all():
         return None
-    out = {}
-    for head, m in matrix.items():
-        masked = m.masked_fill(same.to(m.device), float("-inf")).max(1).values
-        # a clip whose caption every other clip shares has no negative: give it a zero-loss score
-        out[head] = torch.where(torch.isfinite(masked), masked, torch.full_like(masked, -1e4))
-    return out
+    # every row has a wrong caption (all-equal batches are excluded above), so the max is finite
+    return {head: m.masked_fill(same.to(m.device), float("-inf")).max(1).values
+            for head, m in matrix.items()}
 
 
 def similar_caption_pairs(tokens: torch.Tensor, captions: list[str], generator=None) -> torch.Tensor | None:
@@ -103,16 +100,13 @@ def similar_caption_pairs(tokens: torch.Tensor, captions: list[str], generator=N
     "a red circle moving left" is paired with "a red circle moving right" or "a red square moving
     left" when the batch has one, so D must read shape and motion words, not only colour."""
     n = len(captions)
-    if n < 2 or len(set(captions)) < 2:
+    if len(set(captions)) < 2:
         return None
     sets = [set(t[t > 0].tolist()) for t in tokens.cpu()]
     sim = torch.tensor([[len(a & b) / max(1, len(a | b)) for b in sets] for a in sets])
-    same = same_caption_mask(captions)
     sim = sim + 1e-3 * torch.rand(n, n, generator=generator)      # random tie-breaks
-    sim = sim.masked_fill(same, -1.0)
-    out = sim.argmax(1)
-    # clips whose caption every other clip shares keep a random partner (filtered out later)
-    return torch.where(same.all(1), torch.roll(torch.arange(n), 1), out)
+    # same-caption pairs (the clip itself included) score -1, below any real overlap
+    return sim.masked_fill(same_caption_mask(captions), -1.0).argmax(1)
 
 
 def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
