@@ -19,7 +19,8 @@ from .losses import (d_fake_term, discriminator_loss, hardest_mismatch, similar_
                      soft_hardest_mismatch, generator_loss, mismatch_permutation, r1_penalty)
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
-from .models.text import TextEncoderConfig, Tokenizer, build_text_encoder
+from .models.text import (FROZEN_TEXT_ENCODERS, RUNTIME_TEXT_KEYS, TextEncoderConfig, Tokenizer,
+                          build_text_encoder)
 
 
 def _as_config(value, cls):
@@ -50,7 +51,9 @@ class TextToVideoGAN(pl.LightningModule):
     Args:
         generator: generator config (``arch: layered`` or ``t2v2018`` and its sizes).
         discriminator: discriminator config (frame head, video head, text conditioning).
-        text: text encoder config; G and D each own an encoder built from it.
+        text: text encoder config; G and D each own an encoder built from it (``name: small`` or
+            ``bag``: trainable over tokens; ``minilm`` or ``clip``: a frozen pretrained backbone,
+            shared and kept out of checkpoints, with a trainable head; see ``embed_text``).
         resolution: frame size; linked to ``data.resolution`` by the CLI.
         frames: clip length; linked to ``data.frames`` by the CLI.
         loss: ``hinge`` or ``nonsaturating``.
@@ -100,15 +103,60 @@ class TextToVideoGAN(pl.LightningModule):
             "r1_every": r1_every, "ema_decay": ema_decay, "ema_start": ema_start,
             "reverse_negatives": reverse_negatives, "share_text": share_text})
         self.automatic_optimization = False
-        self.tokenizer = Tokenizer(t_cfg.context_length)
+        # with a frozen pretrained encoder the token ids only serve caption comparisons (`similar`)
+        self.tokenizer = Tokenizer(t_cfg.context_length,
+                                   warn_truncation=t_cfg.name not in FROZEN_TEXT_ENCODERS)
         self.text_d = build_text_encoder(t_cfg, self.tokenizer.vocab_size)
         # with share_text, text_g is the same module as text_d (registered once, trained by D only)
         self.text_g = self.text_d if share_text else build_text_encoder(t_cfg, self.tokenizer.vocab_size)
         self.G = build_generator(g_cfg, t_cfg.out_dim, resolution, frames)
         self.D = Discriminator(d_cfg, t_cfg.out_dim, resolution, frames)
+        # a frozen backbone lives outside the module tree: the copy shares it and copies the head only
         self.text_g_ema = copy.deepcopy(self.text_g).requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ text
+    def embed_text(self, encoder: torch.nn.Module, captions: Sequence[str],
+                   tokens: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Sentence embeddings ``[B, text.out_dim]`` of ``captions`` by ``encoder`` (``text_d``,
+        ``text_g`` or ``text_g_ema``), whichever kind it is: a frozen pretrained encoder
+        (``reads_captions``) reads the strings (cached backbone embeddings + its trainable head); a
+        token encoder reads the tokenizer's ids (``tokens`` when the caller has them already).
+        Empty captions raise :class:`~gan_video.models.text.PromptError` either way."""
+        if getattr(encoder, "reads_captions", False):
+            return encoder(list(captions))
+        if tokens is None:
+            tokens = self.tokenizer(list(captions))
+        return encoder(tokens.to(self.device))
+
+    def frozen_text_encoders(self) -> list[torch.nn.Module]:
+        """The encoders with a frozen pretrained backbone, one per distinct backbone."""
+        out, seen = [], set()
+        for enc in (self.text_d, self.text_g, self.text_g_ema):
+            if getattr(enc, "reads_captions", False) and enc.spec not in seen:
+                seen.add(enc.spec)
+                out.append(enc)
+        return out
+
+    def on_fit_start(self) -> None:
+        """Embed the whole dataset's captions once, up front, when the text encoder is a frozen
+        pretrained one and the datamodule lists its captions (``all_captions()``)."""
+        encoders = self.frozen_text_encoders()
+        trainer = getattr(self, "_trainer", None)
+        all_captions = getattr(getattr(trainer, "datamodule", None), "all_captions", None)
+        if encoders and callable(all_captions):
+            captions = list(all_captions())
+            for enc in encoders:
+                enc.precompute(captions)
+
+    def on_train_epoch_end(self) -> None:
+        for enc in self.frozen_text_encoders():   # captions embedded on the fly -> disk cache
+            enc.flush()
+
+    def on_fit_end(self) -> None:
+        for enc in self.frozen_text_encoders():
+            enc.flush()
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -123,11 +171,11 @@ class TextToVideoGAN(pl.LightningModule):
         out = []
         for i in range(0, len(prompts), batch_size):
             chunk = list(prompts[i:i + batch_size])
-            tokens = self.tokenizer(chunk).to(self.device)
+            e = self.embed_text(text_enc, chunk)
             noise = [gen.sample_noise(1, generator=torch.Generator().manual_seed(int(s)))
                      for s in seeds[i:i + batch_size]]
             noise = {k: torch.cat([n[k] for n in noise]).to(self.device) for k in noise[0]}
-            out.append(gen(text_enc(tokens), noise, frames=frames))
+            out.append(gen(e, noise, frames=frames))
         return torch.cat(out)
 
     # ------------------------------------------------------------------ training
@@ -149,21 +197,23 @@ class TextToVideoGAN(pl.LightningModule):
             raise ValueError(f"data clips are {tuple(real.shape[2:])} (T, H, W) but the model makes "
                              f"({hp.frames}, {hp.resolution}, {hp.resolution}); set data.frames and "
                              "data.resolution to match the model (the CLI links them)")
-        tokens = self.tokenizer(captions).to(self.device)
+        # token ids: for token encoders, and for `similar` negatives (caption word overlap)
+        frozen = getattr(self.text_d, "reads_captions", False)
+        tokens = self.tokenizer(captions) if not frozen or hp.mismatch == "similar" else None
         b, step = real.shape[0], int(self.batches)
 
         # One generator pass serves both steps: D trains on it detached, then G backpropagates
         # through the same clips into the updated D (saves a generator forward per batch).
         if self.hparams.share_text:
             with torch.no_grad():
-                e_g = self.text_g(tokens)
+                e_g = self.embed_text(self.text_g, captions, tokens)
         else:
-            e_g = self.text_g(tokens)
+            e_g = self.embed_text(self.text_g, captions, tokens)
         fake = self.G(e_g, self.G.sample_noise(b, self.device))
 
         # ---- discriminator step
         self.toggle_optimizer(opt_d)
-        e_d = self.text_d(tokens)
+        e_d = self.embed_text(self.text_d, captions, tokens)
         do_r1 = hp.r1_gamma > 0 and step % hp.r1_every == 0
         if do_r1:
             real = real.detach().requires_grad_(True)
@@ -255,6 +305,12 @@ def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -
     diffs = []
     for key in ARCHITECTURE_KEYS:
         a, b = saved.get(key), current.get(key)
+        if key == "text" and isinstance(a, dict) and isinstance(b, dict):
+            # checkpoints from before a text setting existed were trained with its default;
+            # runtime-only settings (the embedding cache) may differ
+            defaults = asdict(TextEncoderConfig())
+            a = {k: v for k, v in {**defaults, **a}.items() if k not in RUNTIME_TEXT_KEYS}
+            b = {k: v for k, v in {**defaults, **b}.items() if k not in RUNTIME_TEXT_KEYS}
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += [f"{key}.{k}: checkpoint {a.get(k)!r} vs config {b.get(k)!r}"
                       for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
