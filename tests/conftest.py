@@ -19,6 +19,7 @@ TINY = dict(
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_VIDEO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GAN_VIDEO_OFFLINE", "1")   # no test may download weights
 
 
 def tiny_trainer(tmp_path, max_steps=2, callbacks=None, **kw):

