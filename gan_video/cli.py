@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import torch
+from pytorch_lightning import LightningDataModule
 from pytorch_lightning.cli import LightningCLI
 
-from .data.datamodule import ShapesDataModule
 from .module import TextToVideoGAN
 from .tools import one_line_errors
 
@@ -25,7 +25,8 @@ class GanVideoCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     with one_line_errors("gan-video"):
-        GanVideoCLI(TextToVideoGAN, ShapesDataModule, subclass_mode_data=True,
+        # any LightningDataModule by class_path: ShapesDataModule, video_datamodule.VideoDataModule
+        GanVideoCLI(TextToVideoGAN, LightningDataModule, subclass_mode_data=True,
                     save_config_kwargs={"overwrite": True}, args=args)
 
 

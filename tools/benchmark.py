@@ -1,17 +1,28 @@
-"""Speed and memory of a config's training step and of sampling, on this machine.
+"""Speed and memory of a config's training step and of sampling, or of data loading, on this machine.
 
     python tools/benchmark.py --config configs/shapes.yaml [--steps 20] [--device cpu|cuda]
         [--precision 32|bf16] [--threads N] [--json out.json]
+    python tools/benchmark.py --data-only --videos DIR [--from-strips DIR | --synthetic N]
+        [--shards DIR] [--resolution 64] [--frames 16] [--stride 1] [--batch-size 16]
+        [--batches 20] [--workers 0 2] [--json out.json]
 
-Builds the model and data module from the YAML exactly as `gan-video fit` would (same classes, same
-arguments), runs a few warm-up batches, then times `--steps` full training batches (one D step and
-one G step each, real data loading included) and the EMA generator's sampling throughput. Prints a
-table and optionally JSON. Numbers are wall-clock on whatever machine runs it: report the machine.
+Model mode builds the model and data module from the YAML exactly as `gan-video fit` would (same
+classes, same arguments), runs a few warm-up batches, then times `--steps` full training batches (one
+D step and one G step each, real data loading included) and the EMA generator's sampling throughput.
+
+Data mode (`--data-only`) times training clips per second from the video files in `--videos` (any
+layout VideoDataModule reads) against the same clips read from prepared shards (`--shards`, prepared
+from the videos if the folder has no index yet), in the main process and with each `--workers`
+count of DataLoader workers. `--from-strips DIR` first encodes Weizmann-style frame strips to H.264
+mp4 class folders in `--videos`; `--synthetic N` writes N synthetic H.264 videos there instead.
+
+Prints a table and optionally JSON. Numbers are wall-clock on whatever machine runs it: report it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -22,14 +33,142 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build(config: str, overrides: list[str]):
+    from pytorch_lightning import LightningDataModule
+
     from gan_video.cli import GanVideoCLI
-    from gan_video.data.datamodule import ShapesDataModule
     from gan_video.module import TextToVideoGAN
 
-    cli = GanVideoCLI(TextToVideoGAN, ShapesDataModule, subclass_mode_data=True, run=False,
+    cli = GanVideoCLI(TextToVideoGAN, LightningDataModule, subclass_mode_data=True, run=False,
                       args=["--config", config, *overrides, "--trainer.logger", "false",
                             "--trainer.enable_checkpointing", "false", "--trainer.callbacks", "[]"])
     return cli.model, cli.datamodule
+
+
+# ---------------------------------------------------------------------------------------- data mode
+def strips_to_mp4(strips: str, out: str, fps: int = 25) -> int:
+    """Encode every ``<class>/<id>.jpg`` frame strip under ``strips`` as ``out/<class>/<id>.mp4``
+    (H.264, yuv420p, the strip's square frames); returns the number of videos written."""
+    import numpy as np
+    from PIL import Image
+
+    from gan_video.data.io import write_mp4
+
+    n = 0
+    for strip in sorted(Path(strips).glob("*/*.jpg")):
+        img = np.asarray(Image.open(strip).convert("RGB"))
+        h = img.shape[0]
+        frames = np.stack([img[:, i * h:(i + 1) * h] for i in range(img.shape[1] // h)])
+        dest = Path(out) / strip.parent.name / (strip.stem + ".mp4")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(dest, frames, fps=fps, crf=20)
+        n += 1
+    if not n:
+        raise FileNotFoundError(f"no <class>/*.jpg strips under {strips!r}")
+    return n
+
+
+def synthetic_videos(out: str, count: int, size: int = 256, frames: int = 120, fps: int = 25) -> int:
+    """Write ``count`` synthetic H.264 videos, ``size`` high and 4/3 as wide, into 4 class folders
+    of ``out``: a smooth random texture panning under moving discs (not trivially compressible)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from gan_video.data.io import write_mp4
+
+    h, w = size, (size * 4 // 3) // 2 * 2
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for k in range(count):
+        rng = np.random.default_rng(k)
+        tex = F.interpolate(torch.from_numpy(rng.random((1, 3, 12, 16), dtype=np.float32)), size=(2 * h, 2 * w),
+                            mode="bicubic", align_corners=False)[0].permute(1, 2, 0).numpy()
+        colors = rng.random((3, 3), dtype=np.float32)
+        clip = np.empty((frames, h, w, 3), np.uint8)
+        for t in range(frames):
+            oy, ox = int(t * h / frames), int(t * w / frames)
+            f = tex[oy:oy + h, ox:ox + w].copy()
+            for d in range(3):
+                cy = h / 2 + h / 3 * np.sin(0.1 * t + 2 * d + k)
+                cx = w / 2 + w / 3 * np.cos(0.07 * t + d)
+                f[(yy - cy) ** 2 + (xx - cx) ** 2 < (h / 10) ** 2] = colors[d]
+            clip[t] = np.clip(f * 255, 0, 255).astype(np.uint8)
+        dest = Path(out) / f"class_{k % 4}" / f"video_{k:03d}.mp4"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(dest, clip, fps=fps, crf=23)
+    return count
+
+
+def _endless(loader):
+    """Batches of ``loader`` over as many epochs as asked for (persistent workers are reused)."""
+    epoch = 0
+    while True:
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def data_benchmark(args) -> dict:
+    """Clips per second of VideoClips over video files vs prepared shards (see the module docstring)."""
+    import tempfile
+
+    import torch
+
+    from gan_video.data.shards import prepare_dataset
+    from gan_video.data.video_datamodule import VideoDataModule
+
+    torch.set_num_threads(args.threads or 1)
+    videos = Path(args.videos)
+    if args.from_strips and not videos.exists():
+        print(f"encoding {strips_to_mp4(args.from_strips, videos)} strips as H.264 mp4 in {videos}")
+    if args.synthetic and not videos.exists():
+        print(f"writing {synthetic_videos(videos, args.synthetic, args.video_size)} synthetic "
+              f"{args.video_size}px H.264 videos in {videos}")
+    shards = Path(args.shards or tempfile.mkdtemp(prefix="gan_video_shards_"))
+    common = dict(resolution=args.resolution, frames=args.frames, stride=args.stride,
+                  batch_size=args.batch_size, seed=0, verbose=False, scan_cache=False,
+                  class_captions=args.class_captions)
+    span = (args.frames - 1) * args.stride + 1
+    prep_s = None
+    if not (shards / "index.json").exists():
+        t0 = time.perf_counter()
+        prepare_dataset(str(shards), str(videos), size=args.resolution, min_frames=span,
+                        class_captions=args.class_captions, progress=False)
+        prep_s = time.perf_counter() - t0
+    sources = {"videos": dict(root=str(videos)), "shards": dict(root=str(shards), format="shards")}
+    rows = []
+    for workers in args.workers:
+        for name, kw in sources.items():
+            dm = VideoDataModule(**common, **kw, num_workers=workers)
+            t0 = time.perf_counter()
+            dm.setup("fit")
+            setup_s = time.perf_counter() - t0
+            loader = _endless(dm.train_dataloader())
+            for _ in range(2):  # warm-up (worker start-up, page cache)
+                next(loader)
+            t0 = time.perf_counter()
+            for _ in range(args.batches):
+                next(loader)
+            dt = time.perf_counter() - t0
+            clips = args.batches * args.batch_size
+            rows.append({"source": name, "workers": workers, "clips_per_second": round(clips / dt, 1),
+                         "ms_per_clip": round(1000 * dt / clips, 2), "setup_s": round(setup_s, 3),
+                         "videos": len(dm.entries)})
+            del loader
+    size = sum(f.stat().st_size for f in videos.rglob("*") if f.is_file())
+    shard_size = sum(f.stat().st_size for f in shards.glob("*.npy"))
+    res = {"videos": str(videos), "video_bytes": size, "shards": str(shards), "shard_bytes": shard_size,
+           "prepare_seconds": None if prep_s is None else round(prep_s, 2),
+           "clip": f"{args.frames}x{args.resolution}x{args.resolution}, stride {args.stride}",
+           "batch_size": args.batch_size, "batches": args.batches,
+           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "rows": rows}
+    print(f"{res['clip']}, batch {args.batch_size}, {args.batches} timed batches; {rows[0]['videos']} "
+          f"videos, {size / 2**20:.1f} MiB of video vs {shard_size / 2**20:.1f} MiB of shards"
+          + (f" (prepared in {prep_s:.1f} s)" if prep_s else ""))
+    print(f"{'source':>8s} {'workers':>8s} {'clips/s':>9s} {'ms/clip':>9s} {'setup s':>8s}")
+    for r in rows:
+        print(f"{r['source']:>8s} {r['workers']:>8d} {r['clips_per_second']:>9.1f} {r['ms_per_clip']:>9.2f} "
+              f"{r['setup_s']:>8.3f}")
+    return res
 
 
 def main(argv=None) -> None:
@@ -43,7 +182,26 @@ def main(argv=None) -> None:
     p.add_argument("--sample-batch", type=int, default=16)
     p.add_argument("--json", default=None)
     p.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --data.init_args.batch_size=32")
+    d = p.add_argument_group("data mode")
+    d.add_argument("--data-only", action="store_true", help="benchmark data loading, not the model")
+    d.add_argument("--videos", default="data/datasets/bench_videos", help="video dataset folder")
+    d.add_argument("--from-strips", default=None, help="encode these frame strips to mp4 in --videos first")
+    d.add_argument("--synthetic", type=int, default=0, help="write this many synthetic mp4s in --videos first")
+    d.add_argument("--video-size", type=int, default=256, help="height of the synthetic videos")
+    d.add_argument("--class-captions", default=None)
+    d.add_argument("--shards", default=None, help="shard folder (prepared from --videos if it has no index)")
+    d.add_argument("--resolution", type=int, default=64)
+    d.add_argument("--frames", type=int, default=16)
+    d.add_argument("--stride", type=int, default=1)
+    d.add_argument("--batch-size", type=int, default=16)
+    d.add_argument("--batches", type=int, default=20)
+    d.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     args = p.parse_args(argv)
+    if args.data_only:
+        res = data_benchmark(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+        return
 
     import torch
 

@@ -8,9 +8,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .shapes import COLORS, COLORS_INDEX, DIRECTIONS, SHAPES, MovingShapes, canonical_prompt, parse_holdout
+from .shapes import (COLORS, COLORS_INDEX, DIRECTION_PHRASES, DIRECTIONS, SHAPE_WORDS, SHAPES, TEMPLATES,
+                     MovingShapes, all_pairs, canonical_prompt, caption_for, parse_holdout)
 
 DEFAULT_HOLDOUT = [["red", "triangle"], ["green", "square"], ["blue", "circle"]]
+REAL_CLIPS_SEED = 7_000_000  # seeds of real_clips(): a range that training (seed 0, 1, ...) never uses
 
 
 class EpochShuffle(Sampler[int]):
@@ -113,3 +115,37 @@ class ShapesDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=max(self.hparams.batch_size, 32), shuffle=False)
+
+    # -- for metrics and text encoders (the same methods as VideoDataModule)
+    def all_captions(self) -> list[str]:
+        """Every caption the shapes can carry: each template with each synonym, for every colour,
+        shape and direction (held-out pairs included: validation asks for them)."""
+        return sorted({caption_for(c, s, d, t, w, p) for c, s in all_pairs() for d in DIRECTIONS
+                       for t in range(len(TEMPLATES)) for w in range(len(SHAPE_WORDS[s]))
+                       for p in range(len(DIRECTION_PHRASES[d]))})
+
+    def real_clips(self, frames: int, count: int, seed: int = 0) -> Dataset:
+        """``count`` clips of the training distribution (held-out pairs excluded) rendered with seeds
+        of their own, as ``{"video": uint8 [T, H, W, 3], "caption": str}``."""
+        return _Uint8Clips(MovingShapes(count, self.hparams.resolution, frames, REAL_CLIPS_SEED + seed,
+                                        self.holdout))
+
+    def dataset_id(self) -> str:
+        """``shapes-<resolution>px-holdout-<pairs>``: what real-data statistics depend on."""
+        pairs = "_".join(f"{c}-{s}" for c, s in sorted(parse_holdout(self.holdout))) or "none"
+        return f"shapes-{self.hparams.resolution}px-holdout-{pairs}"
+
+
+class _Uint8Clips(Dataset):
+    """A clip dataset's items as ``{"video": uint8 [T, H, W, 3], "caption": str}``."""
+
+    def __init__(self, clips: Dataset):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.clips[i]
+        video = ((item["video"].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return {"video": video.permute(1, 2, 3, 0).contiguous(), "caption": item["caption"]}

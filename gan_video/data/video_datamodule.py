@@ -1,0 +1,178 @@
+"""LightningDataModule for real video datasets (caption files, class folders, frame folders, frame
+strips, prepared shards); the readers and clip sampling are in :mod:`.video`."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional, Union
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import DataLoader
+
+from .video import (FORMATS, EpochIndexSampler, PromptItems, RealClips, VideoClips, check_templates,
+                    fingerprint, list_videos, load_class_captions)
+
+
+@rank_zero_only
+def _report(message: str) -> None:
+    print(message, flush=True)
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Clips of real videos for training, fixed prompts for validation.
+
+    Args:
+        root: the dataset folder (class folders, frame folders, strips or prepared shards); for a
+            caption file, the folder its paths are relative to (default: the caption file's folder).
+        format: ``auto`` (detected from ``root`` / ``caption_file``), ``captions``, ``classes``,
+            ``frames``, ``strips`` or ``shards`` (see :mod:`gan_video.data.video`).
+        caption_file: CSV or JSONL of ``path, caption`` rows (optional ``start``, ``end`` seconds).
+        class_captions: class folder name -> caption (or list of synonyms), as a dict or the path of
+            a JSON file; classes without an entry use their folder name (``playing_golf`` ->
+            "playing golf").
+        templates: caption templates for class captions, each with one ``{}`` (e.g. ``"a video of
+            {}"``); training draws one per clip, validation uses the first. Not used for caption files
+            or shards (shards store the captions they were prepared with).
+        classes: only these class folders (names compared ignoring case, ``_`` = space).
+        resolution: frame size in pixels (the model's; 64 * 2^k).
+        frames: clip length T.
+        stride: frames skipped between clip frames + 1 (a clip spans ``(frames - 1) * stride + 1``
+            frames; shorter videos are skipped).
+        batch_size: clips per training batch.
+        num_workers: DataLoader worker processes decoding clips (persistent across epochs).
+        hflip: flip half the training clips horizontally.
+        seed: seed of the clip order and of every clip's start, crop, flip and caption choice.
+        val_prompts: validation prompts (default: the dataset's distinct canonical captions, at most
+            ``max_val_prompts`` spread over the list).
+        val_per_prompt: validation clips (seeds) per prompt.
+        max_val_prompts: cap on the default validation prompts.
+        clips_per_epoch: training clips per epoch (default: one per usable video); more makes small
+            datasets' epochs longer (each video then gives several clips per epoch, other starts).
+        scan_cache: cache each file's probe (frame count, fps) by size and mtime in
+            ``$GAN_VIDEO_CACHE/video_scan``.
+        verbose: print the one-line summary of usable and skipped videos at setup.
+    """
+
+    def __init__(self, root: Optional[str] = None, format: str = "auto", caption_file: Optional[str] = None,
+                 class_captions: Union[dict[str, Union[str, list[str]]], str, None] = None,
+                 templates: Optional[list[str]] = None, classes: Optional[list[str]] = None,
+                 resolution: int = 64, frames: int = 16, stride: int = 1, batch_size: int = 16,
+                 num_workers: int = 2, hflip: bool = False, seed: int = 0,
+                 val_prompts: Optional[list[str]] = None, val_per_prompt: int = 1, max_val_prompts: int = 16,
+                 clips_per_epoch: Optional[int] = None, scan_cache: bool = True, verbose: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        if format not in FORMATS:
+            raise ValueError(f"data.format {format!r} is unknown; choose one of {FORMATS}")
+        if resolution < 8 or frames < 1 or stride < 1 or batch_size < 1:
+            raise ValueError(f"resolution ({resolution}) must be >= 8 and frames ({frames}), stride "
+                             f"({stride}) and batch_size ({batch_size}) >= 1")
+        check_templates(templates)
+        load_class_captions(class_captions)  # fail early on a missing or bad file
+        if val_prompts is not None and not [p for p in val_prompts if p.strip()]:
+            raise ValueError("data.val_prompts is empty; give prompts or leave it unset for the "
+                             "dataset's captions")
+        self._resume: dict = {}
+        self._index = None
+
+    # -- the scanned dataset, once per datamodule
+    @property
+    def span(self) -> int:
+        """Frames a training clip covers: ``(frames - 1) * stride + 1``."""
+        return (self.hparams.frames - 1) * self.hparams.stride + 1
+
+    def index(self):
+        """``(format, usable entries, skips)``, scanning the data on first use (prints the summary)."""
+        if self._index is None:
+            hp = self.hparams
+            self._index = list_videos(hp.format, hp.root, hp.caption_file, hp.class_captions, hp.templates,
+                                      hp.classes, min_frames=self.span, cache=hp.scan_cache, progress=hp.verbose)
+            fmt, entries, skips = self._index
+            if fmt == "shards":
+                from .shards import load_index
+
+                size = load_index(hp.root)["size"]
+                if size < hp.resolution:
+                    raise ValueError(f"the shards in {hp.root!r} hold {size}px frames, less than "
+                                     f"data.resolution {hp.resolution}; prepare them again with "
+                                     f"--size {hp.resolution}")
+            if hp.verbose:
+                _report(skips.summary(len(entries)) + f" ({fmt}, {self.span}-frame clips)")
+        return self._index
+
+    @property
+    def entries(self):
+        return self.index()[1]
+
+    # -- mid-epoch resumption, as ShapesDataModule: the checkpoint records how far into the epoch it was
+    def state_dict(self) -> dict:
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": trainer.current_epoch, "batches": progress.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = dict(state)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        hp = self.hparams
+        entries = self.entries
+        if self.epoch_size < hp.batch_size:
+            raise ValueError(f"only {self.epoch_size} clips per epoch ({len(entries)} usable videos), "
+                             f"fewer than data.batch_size {hp.batch_size}; lower the batch size or set "
+                             "data.clips_per_epoch")
+        self.train_set = VideoClips(entries, hp.resolution, hp.frames, hp.stride, train=True,
+                                    hflip=hp.hflip, seed=hp.seed)
+        self.val_set = PromptItems(self.validation_prompts(), hp.val_per_prompt)
+
+    @property
+    def epoch_size(self) -> int:
+        """Training clips per epoch: ``clips_per_epoch`` or the number of usable videos."""
+        return self.hparams.clips_per_epoch or len(self.entries)
+
+    def validation_prompts(self) -> list[str]:
+        """``val_prompts``, or the distinct canonical captions spread over the dataset (capped)."""
+        hp = self.hparams
+        if hp.val_prompts is not None:
+            return [p for p in hp.val_prompts if p.strip()]
+        caps = list(dict.fromkeys(e.captions[0] for e in self.entries))
+        if len(caps) > hp.max_val_prompts:
+            caps = [caps[k * len(caps) // hp.max_val_prompts] for k in range(hp.max_val_prompts)]
+        return caps
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        sampler = EpochIndexSampler(self.epoch_size, hp.seed)
+        if self._resume:
+            sampler.resume = (self._resume["epoch"], self._resume["batches"] * hp.batch_size)
+            self._resume = {}
+        return DataLoader(self.train_set, batch_size=hp.batch_size, drop_last=True, sampler=sampler,
+                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=max(self.hparams.batch_size, 32), shuffle=False)
+
+    # -- for metrics and text encoders
+    def all_captions(self) -> list[str]:
+        """Every distinct caption the dataset can give a training clip, plus the validation prompts."""
+        caps = {c for e in self.entries for c in e.captions}
+        return sorted(caps | set(self.validation_prompts()))
+
+    def real_clips(self, frames: int, count: int, seed: int = 0) -> RealClips:
+        """``count`` real clips of ``frames`` consecutive frames (uint8 ``[T, H, W, 3]`` at the
+        datamodule's resolution, centre crop, no flip, fixed starts) for real-data statistics."""
+        return RealClips(self.entries, self.hparams.resolution, frames, count, seed)
+
+    def dataset_id(self) -> str:
+        """``<format>-<root name>-<resolution>px-<hash of the file list>``: a stable key for caches
+        of real-data statistics."""
+        hp = self.hparams
+        fmt, entries, _ = self.index()
+        where = hp.caption_file if fmt == "captions" else hp.root
+        name = re.sub(r"[^A-Za-z0-9]+", "_", Path(str(where)).resolve().name).strip("_")[:32] or "data"
+        base = hp.root or str(Path(hp.caption_file).resolve().parent)
+        return f"{fmt}-{name}-{hp.resolution}px-{fingerprint(entries, base)}"
