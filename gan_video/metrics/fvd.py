@@ -231,10 +231,12 @@ def accumulate_real(metric: FrechetVideoDistance, datamodule, protocol: FVDProto
 
 
 def accumulate_fake(metric: FrechetVideoDistance, model, captions: list[str], protocol: FVDProtocol,
-                    batch_size: int = 16, progress: bool = True, rank: int = 0, world: int = 1) -> None:
+                    batch_size: int = 16, progress: bool = True, rank: int = 0, world: int = 1,
+                    extra: Optional[Callable[[torch.Tensor, list[str]], None]] = None) -> None:
     """Generate ``protocol.num_fake`` clips with the EMA generator from the real clips' captions
     (cycled if fewer) and seeds 0..N-1, and add their first ``frames`` frames to the metric. Under
-    DDP each rank makes clips ``rank, rank + world, ...``; the summed state covers all of them."""
+    DDP each rank makes clips ``rank, rank + world, ...``; the summed state covers all of them.
+    ``extra(video, prompts)`` sees every generated batch (whole clips), for metrics that share them."""
     if not captions:
         raise ValueError("no captions to generate from: the real side of FVD is empty")
     n, t = protocol.num_fake, protocol.frames
@@ -247,6 +249,8 @@ def accumulate_fake(metric: FrechetVideoDistance, model, captions: list[str], pr
         video = model.generate(prompts, [protocol.seed + i for i in ids], ema=True,
                                frames=max(t, model_frames))
         metric.update(video[:, :, :t], real=False)
+        if extra is not None:
+            extra(video, prompts)
 
 
 def evaluate_fvd(model, datamodule, protocol: FVDProtocol, metric: Optional[FrechetVideoDistance] = None,
