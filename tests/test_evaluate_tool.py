@@ -1,9 +1,7 @@
 """gan-video-evaluate end to end on a tiny checkpoint and on two folders of videos (real I3D)."""
 import json
 
-import numpy as np
 import pytest
-import torch
 
 from gan_video.metrics.i3d import PACKAGE_FILE
 from gan_video.metrics.weights import package_file

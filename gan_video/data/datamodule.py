@@ -63,7 +63,24 @@ class PromptSet(Dataset):
         return self.items[i]
 
 
-class ShapesDataModule(pl.LightningDataModule):
+class ResumableDataModule(pl.LightningDataModule):
+    """Mid-epoch resumption: the checkpoint records how far into the epoch the run was; the next
+    ``train_dataloader`` starts its sampler there (``self._resume``)."""
+
+    _resume: dict = {}
+
+    def state_dict(self) -> dict:
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": trainer.current_epoch, "batches": progress.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = dict(state)
+
+
+class ShapesDataModule(ResumableDataModule):
     """Serves :class:`MovingShapes` for training and :class:`PromptSet` for validation.
 
     Args:
@@ -86,17 +103,6 @@ class ShapesDataModule(pl.LightningDataModule):
         self.holdout = [list(p) for p in (DEFAULT_HOLDOUT if holdout is None else holdout)]
         parse_holdout(self.holdout)  # fail early on a bad pair
         self._resume: dict = {}
-
-    # -- mid-epoch resumption: the checkpoint records how far into the epoch the run was
-    def state_dict(self) -> dict:
-        trainer = self.trainer
-        if trainer is None:
-            return {}
-        progress = trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch": trainer.current_epoch, "batches": progress.processed}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._resume = dict(state)
 
     def setup(self, stage: Optional[str] = None) -> None:
         hp = self.hparams

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 from typing import Optional, Union
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
+from .datamodule import ResumableDataModule
 from .video import (FORMATS, EpochIndexSampler, PromptItems, RealClips, VideoClips, check_templates,
                     fingerprint, list_videos, load_class_captions)
 
@@ -20,7 +20,7 @@ def _report(message: str) -> None:
     print(message, flush=True)
 
 
-class VideoDataModule(pl.LightningDataModule):
+class VideoDataModule(ResumableDataModule):
     """Clips of real videos for training, fixed prompts for validation.
 
     Args:
@@ -105,17 +105,6 @@ class VideoDataModule(pl.LightningDataModule):
     @property
     def entries(self):
         return self.index()[1]
-
-    # -- mid-epoch resumption, as ShapesDataModule: the checkpoint records how far into the epoch it was
-    def state_dict(self) -> dict:
-        trainer = self.trainer
-        if trainer is None:
-            return {}
-        progress = trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch": trainer.current_epoch, "batches": progress.processed}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._resume = dict(state)
 
     def setup(self, stage: Optional[str] = None) -> None:
         hp = self.hparams

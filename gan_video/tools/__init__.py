@@ -17,3 +17,18 @@ def one_line_errors(prog: str):
             raise
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_report_tool(prog: str, parser, evaluate, format_table, argv: list[str] | None = None) -> dict:
+    """Parse ``argv``, run ``evaluate(args)`` with one-line errors, print ``format_table`` of the result
+    and write it to ``--json`` when given."""
+    import json
+
+    args = parser.parse_args(argv)
+    with one_line_errors(prog):
+        res = evaluate(args)
+    print(format_table(res))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(res, f, indent=2)
+    return res

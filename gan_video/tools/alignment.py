@@ -10,10 +10,9 @@ prints accuracy per attribute for the (colour, shape) pairs seen in training and
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-from . import one_line_errors
+from . import run_report_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,13 +76,7 @@ def format_table(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    with one_line_errors("gan-video-alignment"):
-        res = evaluate(args)
-    print(format_table(res))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(res, f, indent=2)
+    run_report_tool("gan-video-alignment", build_parser(), evaluate, format_table, argv)
 
 
 if __name__ == "__main__":

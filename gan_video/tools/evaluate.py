@@ -14,13 +14,12 @@ measured on those same generated clips, diversity on ``--lpips-prompts`` caption
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 from typing import Optional
 
-from . import one_line_errors
+from . import run_report_tool
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 ALL_METRICS = ("fvd", "clipsim", "lpips", "alignment")
@@ -306,13 +305,7 @@ def format_table(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    with one_line_errors("gan-video-evaluate"):
-        res = evaluate(args)
-    print(format_table(res))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(res, f, indent=2)
+    run_report_tool("gan-video-evaluate", build_parser(), evaluate, format_table, argv)
 
 
 if __name__ == "__main__":
