@@ -65,7 +65,7 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: Optional[str] = None) -> t
             f"could not load CLIP {model} weights {source!r} ({type(err).__name__}: {str(err)[:200]}). "
             "CLIPSIM needs pretrained CLIP weights: on a machine with internet run once with this tag "
             "(open_clip caches them), or download open_clip_pytorch_model.bin for the model and pass "
-            "it with --clip-weights PATH or $GAN_VIDEO_CLIP_WEIGHTS; --no-clipsim skips the metric") from None
+            "it with --clip-weights PATH or $GAN_VIDEO_CLIP_WEIGHTS; leave clipsim out of --metrics to skip it") from None
     return net.eval().requires_grad_(False), open_clip.get_tokenizer(model)
 
 
