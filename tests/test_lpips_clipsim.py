@@ -122,9 +122,9 @@ def test_clipsim_loads_local_weights_and_matches_its_definition(tiny_clip_file):
 def test_clip_without_weights_is_a_clear_error(tmp_path):
     from gan_video.metrics.clipsim import load_clip
 
-    with pytest.raises(WeightsNotFoundError, match="do not exist"):
+    with pytest.raises(WeightsNotFoundError, match="missing.bin.*does not exist"):
         load_clip("ViT-B-32", str(tmp_path / "missing.bin"))
-    with pytest.raises(WeightsNotFoundError, match="not an open_clip pretrained tag"):
+    with pytest.raises(WeightsNotFoundError, match="neither an open_clip pretrained tag for ViT-B-32"):
         load_clip("ViT-B-32", "no_such_tag")
     with pytest.raises(WeightsNotFoundError, match="--clip-weights"):   # offline: the tag cannot download
         load_clip("ViT-B-32", "openai")

@@ -452,8 +452,11 @@ def _read_image(path: str) -> np.ndarray:
 
 
 def cache_root() -> Path:
-    """``$GAN_VIDEO_CACHE`` or ``~/.cache/gan_video``."""
-    return Path(os.environ.get("GAN_VIDEO_CACHE") or Path.home() / ".cache" / "gan_video")
+    """The project's cache folder (``$GAN_VIDEO_CACHE``, else ``$XDG_CACHE_HOME/gan_video``, else
+    ``~/.cache/gan_video``), the one every other cache uses."""
+    from ..metrics.alignment import cache_dir
+
+    return cache_dir()
 
 
 def _scan_cache_path(source: str) -> Path:

@@ -48,15 +48,14 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: Optional[str] = None) -> t
     open_clip tag; default ``$GAN_VIDEO_CLIP_WEIGHTS`` or ``openai``."""
     import open_clip
 
-    source = pretrained or os.environ.get("GAN_VIDEO_CLIP_WEIGHTS") or DEFAULT_TAG
-    looks_like_path = os.sep in source or source.endswith((".bin", ".pt", ".pth", ".safetensors"))
-    if looks_like_path and not os.path.isfile(source):
-        raise WeightsNotFoundError(f"CLIP weights {source!r} do not exist; pass an open_clip weights file "
-                                   f"for {model} or a pretrained tag such as {DEFAULT_TAG!r}")
-    if not looks_like_path and source not in open_clip.list_pretrained_tags_by_model(model):
-        raise WeightsNotFoundError(f"{source!r} is not an open_clip pretrained tag for {model} (tags: "
-                                   f"{', '.join(open_clip.list_pretrained_tags_by_model(model)[:6])}, ...) "
-                                   "nor an existing file")
+    from ..models.pretrained_text import TextWeightsError, clip_source
+
+    given = pretrained or os.environ.get("GAN_VIDEO_CLIP_WEIGHTS") or DEFAULT_TAG
+    origin = "--clip-weights" if pretrained else ("$GAN_VIDEO_CLIP_WEIGHTS" if given != DEFAULT_TAG else "the default")
+    try:   # the same tag / file / folder rules as the CLIP text encoder
+        source = clip_source(model, given, origin).source
+    except TextWeightsError as err:
+        raise WeightsNotFoundError(str(err)) from None
     try:
         with _offline_if_asked():
             net = open_clip.create_model(model, pretrained=source)

@@ -159,7 +159,9 @@ def _tag_list(tags: list[str], shown: int = 8) -> str:
     return ", ".join(tags[:shown]) + more
 
 
-def _clip_source(model: str, value: str, origin: str) -> BackboneSpec:
+def clip_source(model: str, value: str, origin: str) -> BackboneSpec:
+    """``value`` as CLIP weights for ``model``: an open_clip tag, a weights file, or a folder holding
+    one; :class:`TextWeightsError` naming ``origin`` otherwise. Nothing is downloaded here."""
     import open_clip
     from open_clip import pretrained as oc_pretrained
 
@@ -192,7 +194,7 @@ def resolve_clip(model: str = "ViT-B-32", pretrained: str = "") -> BackboneSpec:
     _clip_model_config(model)
     for value, origin in ((pretrained, "text.pretrained"), (os.environ.get(ENV_CLIP, ""), f"${ENV_CLIP}")):
         if value:
-            return _clip_source(model, value, origin)
+            return clip_source(model, value, origin)
     tags = open_clip.list_pretrained_tags_by_model(model)
     tag = DEFAULT_CLIP_TAGS.get(model) or (tags[0] if tags else "")
     if not tag:
