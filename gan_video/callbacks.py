@@ -143,7 +143,6 @@ class FVDCallback(pl.Callback):
             trainer.strategy.barrier()
         if self.captions is None:
             self.captions = accumulate_real(self.metric, dm, self.protocol, self.batch_size, progress=False)
-        self.metric.set_real_statistics(self.metric.real_statistics())
         self.metric.reset()             # the real side stays fixed; the summed state holds generated clips
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -115,10 +115,10 @@ def load_i3d_features(path: Optional[str] = None, download: bool = True, chunk: 
     """The FVD feature extractor with the real Kinetics-400 weights; its ``name`` (used in cache
     keys) carries the hash of the weights file."""
     from .i3d import find_i3d_weights, load_i3d
-    from .weights import file_sha1
+    from .weights import file_sha256
 
     file = find_i3d_weights(path, download)
-    return I3DFeatures(load_i3d(str(file)), chunk=chunk, name=f"i3d-{file_sha1(file)[:12]}")
+    return I3DFeatures(load_i3d(str(file)), chunk=chunk, name=f"i3d-{file_sha256(file)[:12]}")
 
 
 class FrechetVideoDistance(Metric):
@@ -212,8 +212,8 @@ def real_clip_batches(datamodule, protocol: FVDProtocol, batch_size: int, num_wo
 
 def accumulate_real(metric: FrechetVideoDistance, datamodule, protocol: FVDProtocol, batch_size: int = 16,
                     use_cache: bool = True, progress: bool = True) -> list[str]:
-    """Fill the metric's real side (from the cache when possible) and return the captions of the
-    real clips, in order (the generated side is made from them)."""
+    """Fix the metric's real side (from the cache when possible, else computed and cached) and
+    return the captions of the real clips, in order (the generated side is made from them)."""
     dataset_id = datamodule.dataset_id()
     path = real_stats_file(dataset_id, protocol, getattr(metric.extractor, "name", type(metric.extractor).__name__))
     if use_cache and path.is_file():
@@ -226,6 +226,7 @@ def accumulate_real(metric: FrechetVideoDistance, datamodule, protocol: FVDProto
     for batch in _progress(loader, total, f"{protocol.name} real clips", progress):
         metric.update(batch["video"], real=True)
         captions += list(batch["caption"])
+    metric.set_real_statistics(metric.real_statistics())
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")

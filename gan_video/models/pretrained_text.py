@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics.weights import file_sha256
 from .text import TextEncoderConfig, check_prompts
 
 ENV_MINILM = "GAN_VIDEO_MINILM"
@@ -204,20 +205,6 @@ def resolve_clip(model: str = "ViT-B-32", pretrained: str = "") -> BackboneSpec:
 
 
 # ------------------------------------------------------------------------------------- identity
-_FILE_HASHES: dict[tuple, str] = {}
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, remembered for the process while its size and mtime stay the same."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    if key not in _FILE_HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 23), b""):
-                h.update(chunk)
-        _FILE_HASHES[key] = h.hexdigest()
-    return _FILE_HASHES[key]
 
 
 def folder_sha256(folder: str | Path) -> str:

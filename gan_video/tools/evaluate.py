@@ -148,7 +148,7 @@ def evaluate(args) -> dict:
     import torch
 
     from ..metrics.fvd import (FVDProtocol, FrechetVideoDistance, _progress, accumulate_fake, accumulate_real,
-                               load_i3d_features, real_clip_batches)
+                               load_i3d_features, real_clip_batches, real_stats_file)
 
     if bool(args.real) != bool(args.fake):
         raise ValueError("give both --real and --fake folders, or a --checkpoint")
@@ -200,7 +200,9 @@ def evaluate(args) -> dict:
     for protocol in protocols if "fvd" in wanted else []:
         metric = FrechetVideoDistance(i3d).to(device)
         t0 = time.time()
+        cached = False
         if model is not None:
+            cached = not args.no_cache and real_stats_file(dm.dataset_id(), protocol, i3d.name).is_file()
             captions = accumulate_real(metric, dm, protocol, args.batch_size, not args.no_cache, not args.quiet)
             t_real = time.time() - t0
 
@@ -227,7 +229,7 @@ def evaluate(args) -> dict:
                     t_real = time.time() - t0
         value = metric.compute()
         add(protocol.name, value, protocol.describe()
-            + f"; real side {'from cache' if t_real < 1 and model is not None else f'{t_real:.0f} s'}",
+            + f"; real side {'from cache' if cached else f'{t_real:.0f} s'}",
             time.time() - t0)
         if args.floor and model is not None:
             t1 = time.time()
@@ -270,8 +272,6 @@ def evaluate(args) -> dict:
 
 
 def _lpips_for_model(args, model, dm, lpips, jitter_clips, add) -> None:
-    import time
-
     import torch
 
     t0 = time.time()
