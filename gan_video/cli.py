@@ -1,10 +1,13 @@
 """``gan-video fit|validate|test|predict --config configs/X.yaml``: the LightningCLI entry point."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from pytorch_lightning import LightningDataModule
 from pytorch_lightning.cli import LightningCLI
 
+from .checkpoints import read_checkpoint
 from .module import TextToVideoGAN
 from .tools import one_line_errors
 
@@ -17,6 +20,15 @@ class GanVideoCLI(LightningCLI):
         parser.add_argument("--threads", type=int, default=0,
                             help="torch intra-op threads (0 = torch's default)")
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads --ckpt_path's hyperparameters before anything else: the safe reader
+        # looks first, so an unsafe or unreadable file is one clear error (and runs nothing)
+        sub = self.config.get("subcommand")
+        path = self.config[sub].get("ckpt_path") if sub else None
+        if path and Path(path).is_file():
+            read_checkpoint(path)
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         threads = self.config.get(self.subcommand, self.config).get("threads", 0)
         if threads:
@@ -25,7 +37,7 @@ class GanVideoCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     with one_line_errors("gan-video"):
-        # any LightningDataModule by class_path: ShapesDataModule, video_datamodule.VideoDataModule
+        # any LightningDataModule by class_path: gan_video.data.ShapesDataModule, gan_video.data.VideoDataModule
         GanVideoCLI(TextToVideoGAN, LightningDataModule, subclass_mode_data=True,
                     save_config_kwargs={"overwrite": True}, args=args)
 

@@ -1,15 +1,31 @@
-"""GAN losses. Each takes the discriminator's ``{head: logits [B]}`` dicts and sums over heads."""
+"""The GAN loss as one object: every term of the discriminator loss and the generator loss.
+
+:class:`GANLoss` is what ``TextToVideoGAN.training_step`` calls (the model of stylegan3's
+``loss.py``): ``discriminator(...)`` returns the whole D loss and ``generator(...)`` the G loss, each
+with a dict of its terms for logging. The discriminator returns ``{head: logits [B]}`` (a frame head
+and/or a video head); every term sums over heads.
+
+D loss, per head (Reed et al. 2016's matching-aware loss, used by the 2018 T2V paper)::
+
+    real(real clip, its caption)
+      + (1 - mismatch_weight) * fake(generated clip, its caption)
+      + mismatch_weight * fake(real clip, a wrong caption)          # when the batch has one
+    + reverse_negatives * fake(video head on the real clip played backwards, its caption)
+    + r1_gamma / 2 * r1_every * R1                                   # lazy R1, every r1_every steps
+
+with ``real``/``fake`` the hinge or non-saturating terms. The wrong captions come from a strategy in
+:data:`MISMATCH`: ``shift`` (another clip's caption, as in the 2018 paper) or ``similar`` (half
+``shift``, half the batch caption sharing most words with the right one: text hard negatives).
+"""
 from __future__ import annotations
+
+from typing import Callable, Literal, Optional, get_args
 
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("hinge", "nonsaturating")
-
-
-def _check(kind: str) -> None:
-    if kind not in LOSSES:
-        raise ValueError(f"unknown GAN loss {kind!r}; choose from {LOSSES}")
+LossKind = Literal["hinge", "nonsaturating"]
+MismatchKind = Literal["shift", "similar"]
 
 
 def d_real_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
@@ -20,36 +36,8 @@ def d_fake_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
     return F.relu(1 + logits).mean() if kind == "hinge" else F.softplus(logits).mean()
 
 
-def discriminator_loss(real: dict, fake: dict, mismatched: dict | None, kind: str = "hinge",
-                       mismatch_weight: float = 0.5) -> tuple[torch.Tensor, dict]:
-    """Matching-aware discriminator loss (Reed et al. 2016, used by the 2018 T2V paper).
-
-    Real clips with their own caption are "real"; generated clips and real clips paired with
-    another clip's caption are "fake". The two fake terms share a weight of 1 between them:
-    ``(1 - mismatch_weight) * fake + mismatch_weight * mismatched``.
-    """
-    _check(kind)
-    total, logs = 0.0, {}
-    for head in real:
-        r, f = d_real_term(real[head], kind), d_fake_term(fake[head], kind)
-        loss = r + (1 - mismatch_weight) * f if mismatched else r + f
-        if mismatched:
-            m = d_fake_term(mismatched[head], kind)
-            loss = loss + mismatch_weight * m
-            logs[f"d_{head}_mismatched"] = m.detach()
-        logs[f"d_{head}_real"], logs[f"d_{head}_fake"] = r.detach(), f.detach()
-        total = total + loss
-    return total, logs
-
-
-def generator_loss(fake: dict, kind: str = "hinge") -> tuple[torch.Tensor, dict]:
-    _check(kind)
-    total, logs = 0.0, {}
-    for head, logits in fake.items():
-        loss = -logits.mean() if kind == "hinge" else F.softplus(-logits).mean()
-        logs[f"g_{head}"] = loss.detach()
-        total = total + loss
-    return total, logs
+def g_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    return -logits.mean() if kind == "hinge" else F.softplus(-logits).mean()
 
 
 def r1_penalty(real_video: torch.Tensor, real_logits: dict) -> torch.Tensor:
@@ -64,37 +52,7 @@ def same_caption_mask(captions: list[str]) -> torch.Tensor:
     return torch.tensor([[a == b for b in captions] for a in captions])
 
 
-def soft_hardest_mismatch(matrix: dict, captions: list[str], temperature: float = 1.0) -> dict | None:
-    """Per real clip, the average of its wrong-caption scores weighted by a softmax over those scores
-    (weights detached): early on, when D scores every caption alike, this is the mean over all of
-    the batch's other captions; as D learns, the weight moves to the captions it still confuses
-    with the right one (same colour, other shape or motion) without the collapse that the hard max
-    causes at the start. Returns a per-clip score to feed the fake side of the loss."""
-    same = same_caption_mask(captions)
-    if same.all():
-        return None
-    # a row with no wrong caption would mean every caption is the same: excluded just above
-    out = {}
-    for head, m in matrix.items():
-        mask = same.to(m.device)
-        w = torch.softmax((m.detach() / temperature).masked_fill(mask, float("-inf")), dim=1)
-        out[head] = (w * m.masked_fill(mask, 0.0)).sum(1)
-    return out
-
-
-def hardest_mismatch(matrix: dict, captions: list[str]) -> dict | None:
-    """For each real clip, its highest score among the batch's *other* captions (VSE++'s hardest
-    negative): once D knows colours, the hardest wrong caption differs in shape or motion, which is
-    where the matching signal is needed. ``matrix``: ``{head: [B, B]}`` clip x caption scores."""
-    same = same_caption_mask(captions)
-    if same.all():
-        return None
-    # every row has a wrong caption (all-equal batches are excluded above), so the max is finite
-    return {head: m.masked_fill(same.to(m.device), float("-inf")).max(1).values
-            for head, m in matrix.items()}
-
-
-def similar_caption_pairs(tokens: torch.Tensor, captions: list[str], generator=None) -> torch.Tensor | None:
+def similar_caption_pairs(tokens: torch.Tensor, captions: list[str]) -> torch.Tensor | None:
     """For each caption, the index of the batch's *most similar different* caption (Jaccard overlap
     of token ids; ties broken at random). Text hard negatives that need no labels and no D scores:
     "a red circle moving left" is paired with "a red circle moving right" or "a red square moving
@@ -104,7 +62,7 @@ def similar_caption_pairs(tokens: torch.Tensor, captions: list[str], generator=N
         return None
     sets = [set(t[t > 0].tolist()) for t in tokens.cpu()]
     sim = torch.tensor([[len(a & b) / max(1, len(a | b)) for b in sets] for a in sets])
-    sim = sim + 1e-3 * torch.rand(n, n, generator=generator)      # random tie-breaks
+    sim = sim + 1e-3 * torch.rand(n, n)      # random tie-breaks
     # same-caption pairs (the clip itself included) score -1, below any real overlap
     return sim.masked_fill(same_caption_mask(captions), -1.0).argmax(1)
 
@@ -126,3 +84,108 @@ def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
         if differ == n:
             break
     return torch.roll(torch.arange(n), -best_shift)
+
+
+# ---------------------------------------------------------------------------- wrong captions
+def shift_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
+    """One wrong caption per real clip: another clip's (the 2018 paper's negatives)."""
+    perm = mismatch_permutation(captions)
+    return [] if perm is None else [perm]
+
+
+def similar_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
+    """Two wrong captions per real clip: another clip's, and the most similar different one."""
+    perm = mismatch_permutation(captions)
+    return [] if perm is None else [perm, similar_caption_pairs(tokens, captions)]
+
+
+# strategy name -> (captions, token ids) -> index tensors: for each real clip, a batch index whose
+# caption is wrong for it; each tensor adds one wrong-caption score per real clip
+MISMATCH: dict[str, Callable[[list[str], Optional[torch.Tensor]], list[torch.Tensor]]] = {
+    "shift": shift_negatives,
+    "similar": similar_negatives,
+}
+# strategies that compare token ids (a frozen text encoder otherwise needs none)
+MISMATCH_NEEDS_TOKENS = ("similar",)
+
+
+def _check_choice(name: str, value: str, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+
+
+class GANLoss:
+    """Every term of the text-conditioned video GAN's losses (see the module docstring).
+
+    Args:
+        kind: ``hinge`` or ``nonsaturating``.
+        mismatch: the wrong-caption strategy, a key of :data:`MISMATCH`.
+        mismatch_weight: share of the "fake" side given to real clips with a wrong caption.
+        reverse_negatives: weight of time-reversed real clips as extra fakes for the video head.
+        r1_gamma: R1 weight; 0 disables it.
+        r1_every: lazy R1: applied every this many steps, scaled up to match.
+    """
+
+    def __init__(self, kind: str = "hinge", mismatch: str = "shift", mismatch_weight: float = 0.5,
+                 reverse_negatives: float = 0.0, r1_gamma: float = 0.0, r1_every: int = 16):
+        _check_choice("GAN loss", kind, get_args(LossKind))
+        _check_choice("mismatch strategy", mismatch, tuple(MISMATCH))
+        if r1_every < 1:
+            raise ValueError(f"r1_every must be >= 1, got {r1_every}")
+        self.kind, self.mismatch, self.mismatch_weight = kind, mismatch, mismatch_weight
+        self.reverse_negatives, self.r1_gamma, self.r1_every = reverse_negatives, r1_gamma, r1_every
+
+    @property
+    def needs_tokens(self) -> bool:
+        return self.mismatch in MISMATCH_NEEDS_TOKENS
+
+    def discriminator(self, D, real: torch.Tensor, fake: torch.Tensor, text: torch.Tensor,
+                      captions: list[str], tokens: Optional[torch.Tensor], step: int) -> tuple[torch.Tensor, dict]:
+        """The whole D loss for one batch: ``real`` and ``fake`` clips ``[B, 3, T, H, W]`` (both
+        detached here: only D learns from this loss),
+        ``text`` D's sentence embeddings of ``captions``, ``tokens`` their ids (for ``similar``),
+        ``step`` the batch counter (lazy R1)."""
+        do_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
+        if do_r1:
+            real = real.detach().requires_grad_(True)
+        index = D.frame_index(real.shape[2], real.device)
+        f_real = D.features(real, index)
+        s_fake = D(fake.detach(), text, index)
+        s_real = D.score(f_real, text)
+        scores = [D.score(f_real, text[idx.to(text.device)]) for idx in MISMATCH[self.mismatch](captions, tokens)]
+        s_mis = {k: torch.cat([s[k] for s in scores]) for k in scores[0]} if scores else None
+        loss, logs = self.matching_aware(s_real, s_fake, s_mis)
+        if self.reverse_negatives > 0 and D.video is not None:
+            s_rev = D.video.score(D.video.features(real.detach().flip(2)), text)
+            rev = d_fake_term(s_rev, self.kind)
+            loss = loss + self.reverse_negatives * rev
+            logs["d_video_reversed"] = rev.detach()
+        if do_r1:
+            r1 = r1_penalty(real, s_real)
+            loss = loss + 0.5 * self.r1_gamma * self.r1_every * r1
+            logs["r1"] = r1.detach()
+        return loss, logs
+
+    def matching_aware(self, real: dict, fake: dict, mismatched: Optional[dict]) -> tuple[torch.Tensor, dict]:
+        """Real clips with their caption are "real"; generated clips and real clips with a wrong
+        caption are "fake", sharing a weight of 1: ``(1 - w) * fake + w * mismatched``."""
+        total, logs, w = 0.0, {}, self.mismatch_weight
+        for head in real:
+            r, f = d_real_term(real[head], self.kind), d_fake_term(fake[head], self.kind)
+            loss = r + (1 - w) * f if mismatched else r + f
+            if mismatched:
+                m = d_fake_term(mismatched[head], self.kind)
+                loss = loss + w * m
+                logs[f"d_{head}_mismatched"] = m.detach()
+            logs[f"d_{head}_real"], logs[f"d_{head}_fake"] = r.detach(), f.detach()
+            total = total + loss
+        return total, logs
+
+    def generator(self, D, fake: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The adversarial G loss: D's scores of the generated clips with their captions."""
+        total, logs = 0.0, {}
+        for head, logits in D(fake, text).items():
+            loss = g_term(logits, self.kind)
+            logs[f"g_{head}"] = loss.detach()
+            total = total + loss
+        return total, logs

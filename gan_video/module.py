@@ -1,12 +1,16 @@
 """TextToVideoGAN: the LightningModule that trains a text-conditioned generator adversarially.
 
-The networks are plain ``nn.Module``s built from typed configs; this module only wires them to the
+The networks are plain ``nn.Module``s built from typed configs (:mod:`gan_video.models`) and the
+losses live in one object (:class:`gan_video.losses.GANLoss`); this module only wires them to the
 optimisers (manual optimisation: one D step then one G step per batch), keeps an EMA copy of the
 generator and its text encoder for sampling, and checks checkpoints against the config.
+:func:`load_model` reads a checkpoint for sampling and evaluation through the safe reader of
+:mod:`gan_video.checkpoints`.
 """
 from __future__ import annotations
 
 import copy
+import os
 import random
 from dataclasses import asdict, fields
 from typing import Optional, Sequence, Union
@@ -14,13 +18,14 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from .losses import (d_fake_term, discriminator_loss, hardest_mismatch, similar_caption_pairs,
-                     soft_hardest_mismatch, generator_loss, mismatch_permutation, r1_penalty)
+from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compatible, model_hparams,
+                          read_checkpoint)
+from .losses import GANLoss, LossKind, MismatchKind
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
-from .models.text import (FROZEN_TEXT_ENCODERS, RUNTIME_TEXT_KEYS, TextEncoderConfig, Tokenizer,
-                          build_text_encoder)
+from .models.text import FROZEN_TEXT_ENCODERS, TextEncoderConfig, Tokenizer, build_text_encoder
 
 
 def _as_config(value, cls):
@@ -35,14 +40,6 @@ def _as_config(value, cls):
             raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**value)
     raise TypeError(f"expected {cls.__name__} or dict, got {type(value).__name__}")
-
-
-# hyperparameters that change the shapes of saved tensors: a checkpoint must agree on all of them
-ARCHITECTURE_KEYS = ("generator", "discriminator", "text", "resolution", "frames")
-
-
-class CheckpointMismatchError(ValueError):
-    pass
 
 
 class TextToVideoGAN(pl.LightningModule):
@@ -62,10 +59,8 @@ class TextToVideoGAN(pl.LightningModule):
         betas: Adam betas for both optimisers.
         mismatch_weight: share of the "fake" side given to real clips with a wrong caption.
         mismatch: which wrong caption a real clip is paired with: ``shift`` (another clip's, as in
-            the 2018 paper), ``hardest`` (the batch caption D currently finds most plausible; VSE++)
-            ``soft`` (all the batch's other captions, weighted by a softmax of D's scores), or
-            ``similar`` (half ``shift``, half the batch caption sharing most words with the right
-            one, e.g. same colour but another shape: text hard negatives).
+            the 2018 paper) or ``similar`` (half ``shift``, half the batch caption sharing most
+            words with the right one, e.g. same colour but another shape: text hard negatives).
         r1_gamma: R1 weight; 0 disables it.
         r1_every: lazy R1: applied every this many steps, scaled up to match.
         ema_decay: EMA decay of the sampling generator (ramped up from 0 over the first steps).
@@ -82,17 +77,19 @@ class TextToVideoGAN(pl.LightningModule):
     ``global_step`` are twice the number of batches; ``self.batches`` counts batches.
     """
 
-    def __init__(self, generator: Union[GeneratorConfig, dict, None] = None,
-                 discriminator: Union[DiscriminatorConfig, dict, None] = None,
-                 text: Union[TextEncoderConfig, dict, None] = None,
-                 resolution: int = 64, frames: int = 32, loss: str = "hinge",
+    # The config types are the dataclasses alone (no ``dict`` in the annotation), so that the CLI
+    # checks every field, Literal choices included, when it reads a YAML; Python callers (and
+    # load_model, with a checkpoint's saved dicts) may still pass plain dicts.
+    def __init__(self, generator: Optional[GeneratorConfig] = None,
+                 discriminator: Optional[DiscriminatorConfig] = None,
+                 text: Optional[TextEncoderConfig] = None,
+                 resolution: int = 64, frames: int = 32, loss: LossKind = "hinge",
                  lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple[float, float] = (0.0, 0.99),
-                 mismatch_weight: float = 0.5, mismatch: str = "shift", r1_gamma: float = 0.0, r1_every: int = 16,
-                 ema_decay: float = 0.999, ema_start: int = 10, reverse_negatives: float = 0.0,
-                 share_text: bool = True):
+                 mismatch_weight: float = 0.5, mismatch: MismatchKind = "shift", r1_gamma: float = 0.0,
+                 r1_every: int = 16, ema_decay: float = 0.999, ema_start: int = 10,
+                 reverse_negatives: float = 0.0, share_text: bool = True):
         super().__init__()
-        if mismatch not in ("shift", "hardest", "soft", "similar"):
-            raise ValueError(f"unknown mismatch {mismatch!r}; use shift, similar, soft or hardest")
+        self.gan_loss = GANLoss(loss, mismatch, mismatch_weight, reverse_negatives, r1_gamma, r1_every)
         g_cfg = _as_config(generator, GeneratorConfig)
         d_cfg = _as_config(discriminator, DiscriminatorConfig)
         t_cfg = _as_config(text, TextEncoderConfig)
@@ -179,6 +176,13 @@ class TextToVideoGAN(pl.LightningModule):
         return torch.cat(out)
 
     # ------------------------------------------------------------------ training
+    def setup(self, stage: str) -> None:
+        """Read checkpoints (``--ckpt_path``) with the safe reader and write them atomically, unless
+        the strategy brings a checkpoint I/O of its own (FSDP's sharded one, a user's plugin)."""
+        strategy = self.trainer.strategy
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:
+            strategy.checkpoint_io = SafeCheckpointIO()
+
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)
         g_params = list(self.G.parameters())
@@ -199,7 +203,7 @@ class TextToVideoGAN(pl.LightningModule):
                              "data.resolution to match the model (the CLI links them)")
         # token ids: for token encoders, and for `similar` negatives (caption word overlap)
         frozen = getattr(self.text_d, "reads_captions", False)
-        tokens = self.tokenizer(captions) if not frozen or hp.mismatch == "similar" else None
+        tokens = self.tokenizer(captions) if not frozen or self.gan_loss.needs_tokens else None
         b, step = real.shape[0], int(self.batches)
 
         # One generator pass serves both steps: D trains on it detached, then G backpropagates
@@ -214,35 +218,7 @@ class TextToVideoGAN(pl.LightningModule):
         # ---- discriminator step
         self.toggle_optimizer(opt_d)
         e_d = self.embed_text(self.text_d, captions, tokens)
-        do_r1 = hp.r1_gamma > 0 and step % hp.r1_every == 0
-        if do_r1:
-            real = real.detach().requires_grad_(True)
-        index = self.D.frame_index(hp.frames, self.device)
-        f_real = self.D.features(real, index)
-        s_fake = self.D(fake.detach(), e_d, index)
-        if hp.mismatch in ("hardest", "soft"):
-            matrix = self.D.score_matrix(f_real, e_d)
-            s_real = {k: m.diagonal() for k, m in matrix.items()}
-            pick = hardest_mismatch if hp.mismatch == "hardest" else soft_hardest_mismatch
-            s_mis = pick(matrix, captions)
-        else:
-            s_real = self.D.score(f_real, e_d)
-            perm = mismatch_permutation(captions)
-            s_mis = self.D.score(f_real, e_d[perm.to(self.device)]) if perm is not None else None
-            if hp.mismatch == "similar" and perm is not None:
-                close = similar_caption_pairs(tokens, captions).to(self.device)
-                s_close = self.D.score(f_real, e_d[close])
-                s_mis = {k: torch.cat([s_mis[k], s_close[k]]) for k in s_mis}
-        loss_d, logs = discriminator_loss(s_real, s_fake, s_mis, hp.loss, hp.mismatch_weight)
-        if hp.reverse_negatives > 0 and self.D.video is not None:
-            s_rev = self.D.video.score(self.D.video.features(real.detach().flip(2)), e_d)
-            rev = d_fake_term(s_rev, hp.loss)
-            loss_d = loss_d + hp.reverse_negatives * rev
-            logs["d_video_reversed"] = rev.detach()
-        if do_r1:
-            r1 = r1_penalty(real, s_real)
-            loss_d = loss_d + 0.5 * hp.r1_gamma * hp.r1_every * r1
-            logs["r1"] = r1.detach()
+        loss_d, logs = self.gan_loss.discriminator(self.D, real, fake, e_d, captions, tokens, step)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
@@ -250,7 +226,7 @@ class TextToVideoGAN(pl.LightningModule):
 
         # ---- generator step
         self.toggle_optimizer(opt_g)
-        loss_g, g_logs = generator_loss(self.D(fake, e_d.detach()), hp.loss)
+        loss_g, g_logs = self.gan_loss.generator(self.D, fake, e_d.detach())
         aux, aux_logs = self.G.auxiliary_loss(e_g, real.detach())
         loss_g = loss_g + aux
         opt_g.zero_grad(set_to_none=True)
@@ -300,46 +276,17 @@ class TextToVideoGAN(pl.LightningModule):
             random.setstate(rng["python"])
 
 
-def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -> None:
-    """Raise CheckpointMismatchError naming every architecture setting that differs."""
-    diffs = []
-    for key in ARCHITECTURE_KEYS:
-        a, b = saved.get(key), current.get(key)
-        if key == "text" and isinstance(a, dict) and isinstance(b, dict):
-            # checkpoints from before a text setting existed were trained with its default;
-            # runtime-only settings (the embedding cache) may differ
-            defaults = asdict(TextEncoderConfig())
-            a = {k: v for k, v in {**defaults, **a}.items() if k not in RUNTIME_TEXT_KEYS}
-            b = {k: v for k, v in {**defaults, **b}.items() if k not in RUNTIME_TEXT_KEYS}
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"{key}.{k}: checkpoint {a.get(k)!r} vs config {b.get(k)!r}"
-                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        elif a != b:
-            diffs.append(f"{key}: checkpoint {a!r} vs config {b!r}")
-    if diffs:
-        raise CheckpointMismatchError(
-            f"{path} was trained with another model config ({'; '.join(diffs)}); resume it with the "
-            "config it was trained with (saved as config.yaml in its run folder) or start a new run")
-
-
-def load_model(path: str, map_location: str | torch.device = "cpu") -> TextToVideoGAN:
-    """Load a TextToVideoGAN checkpoint for sampling or evaluation, with clear errors."""
-    import os
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist; train one with "
-                                "`gan-video fit --config configs/shapes.yaml` or pass the path of a "
-                                ".ckpt file (runs/<name>/checkpoints/last.ckpt)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ValueError(f"checkpoint {path!r} cannot be read ({type(err).__name__}: {err}); "
-                         "it may be truncated or not a gan_video checkpoint") from None
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not hp or "generator" not in hp or "state_dict" not in ckpt:
-        raise ValueError(f"{path!r} is not a gan_video TextToVideoGAN checkpoint (no generator "
-                         "hyperparameters or state_dict)")
-    model = TextToVideoGAN(**hp)
+def load_model(checkpoint: Union[str, os.PathLike, dict], map_location: str | torch.device = "cpu",
+               path: Optional[str] = None) -> TextToVideoGAN:
+    """A TextToVideoGAN from a checkpoint file (read with the safe reader: no code in it runs) or from
+    a checkpoint dict already read by :func:`gan_video.checkpoints.read_checkpoint` (``path`` then
+    names it in messages), in eval mode on ``map_location``."""
+    if isinstance(checkpoint, dict):
+        ckpt, path = checkpoint, path or "the checkpoint"
+    else:
+        path = os.fspath(checkpoint)
+        ckpt = read_checkpoint(path)
+    model = TextToVideoGAN(**model_hparams(ckpt, path))
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:
         raise CheckpointMismatchError(f"{path!r} does not match its own config: missing "

@@ -33,7 +33,7 @@ def tiny_trainer(tmp_path, max_steps=2, callbacks=None, **kw):
 
 
 def tiny_data(**kw):
-    from gan_video.data.datamodule import ShapesDataModule
+    from gan_video.data import ShapesDataModule
 
     args = dict(resolution=64, frames=8, batch_size=4, train_size=64, num_workers=0)
     args.update(kw)

@@ -3,10 +3,12 @@ import sys
 
 import yaml
 
+ROOT = __import__("pathlib").Path(__file__).parents[1]
+
 
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "gan_video.cli", *args], capture_output=True, text=True,
-                          cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+                          cwd=str(ROOT))
 
 
 def test_print_config_has_every_hyperparameter():
@@ -25,3 +27,27 @@ def test_bad_resolution_is_one_clear_error():
               "--trainer.max_steps", "1")
     assert res.returncode == 2
     assert "resolution 96 is not 64*2^k" in res.stderr and "gan-video: error:" in res.stderr
+
+
+def test_config_typos_fail_when_read_naming_the_allowed_values(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    from gan_video.cli import main
+
+    monkeypatch.chdir(ROOT)
+
+    def fails(*args):
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", "--config", "configs/shapes.yaml", *args, "--print_config"])
+        assert exit_.value.code != 0
+        return capsys.readouterr().err
+
+    for arg, value, allowed in (("--model.loss", "hingee", "'hinge', 'nonsaturating'"),
+                                ("--model.mismatch", "hardest", "'shift', 'similar'"),
+                                ("--model.generator.arch", "layerd", "'layered', 't2v2018'"),
+                                ("--model.text.name", "minlm", "'small', 'bag', 'minilm', 'clip'")):
+        err = fails(arg, value)
+        assert f"Literal[{allowed}]. Got value: {value}" in err, err[-800:]
+    bad = tmp_path / "bad.yaml"                           # a typo inside a YAML file, not only on the command line
+    bad.write_text("model:\n  discriminator:\n    conditioning: filter\n")
+    assert "Literal['projection', 'filters']. Got value: filter" in fails("--config", str(bad))

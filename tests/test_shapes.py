@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from gan_video.data.datamodule import PromptSet, ShapesDataModule
 from gan_video.data.shapes import (COLORS, DIRECTION_PHRASES, DIRECTIONS, SHAPE_WORDS, SHAPES, MovingShapes,
-                                   draw_clip, parse_holdout, render_clip)
+                                   parse_holdout, render_clip)
+from gan_video.data.shapes_datamodule import PromptSet, ShapesDataModule
 
 HOLDOUT = [["red", "triangle"], ["green", "square"]]
 

@@ -5,8 +5,9 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import TINY, tiny_data, tiny_trainer
-from gan_video.losses import discriminator_loss, mismatch_permutation
-from gan_video.module import CheckpointMismatchError, TextToVideoGAN, load_model
+from gan_video.checkpoints import CheckpointMismatchError
+from gan_video.losses import GANLoss, mismatch_permutation
+from gan_video.module import TextToVideoGAN, load_model
 
 
 def params(module):
@@ -34,7 +35,7 @@ def test_training_steps_run_without_nan_and_change_weights(tmp_path):
     assert len(losses) == 3 and int(model.batches) == 3 and all(torch.isfinite(torch.tensor(l["loss_d"])) for l in losses)
 
 
-@pytest.mark.parametrize("mismatch", ["shift", "similar", "soft", "hardest"])
+@pytest.mark.parametrize("mismatch", ["shift", "similar"])
 def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path, mismatch):
     pl.seed_everything(0)
     cfg = copy.deepcopy(TINY)
@@ -53,19 +54,21 @@ def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path, mismatch):
     assert {"train/r1", "train/d_video_reversed", "train/gist_recon", "train/d_frame_mismatched"} <= set(logged)
 
 
-def test_mismatch_pickers_choose_wrong_captions():
-    from gan_video.losses import hardest_mismatch, soft_hardest_mismatch
-
-    caps = ["red", "red", "blue", "green"]
-    m = torch.tensor([[5.0, 4.0, 1.0, 2.0],
-                      [0.0, 5.0, 3.0, -1.0],
-                      [9.0, 0.0, 5.0, 0.0],
-                      [0.0, 0.0, 0.0, 5.0]])
-    hard = hardest_mismatch({"h": m}, caps)["h"]
-    assert hard.tolist() == [2.0, 3.0, 9.0, 0.0]          # never its own caption nor a same-text one
-    soft = soft_hardest_mismatch({"h": m}, caps)["h"]
-    assert soft[2] > 4.0 and soft[0] < 2.0 and (soft <= hard + 1e-6).all()
-    assert hardest_mismatch({"h": m}, ["x"] * 4) is None
+def test_gan_loss_known_answers():
+    real, fake, wrong = {"h": torch.tensor([2.0, 0.0])}, {"h": torch.tensor([-2.0, 0.5])}, {"h": torch.tensor([0.0, -1.0])}
+    hinge = GANLoss("hinge", mismatch_weight=0.5)
+    # real: mean(0, 1) = 0.5; fake: mean(0, 1.5) = 0.75; wrong caption: mean(1, 0) = 0.5
+    loss, logs = hinge.matching_aware(real, fake, wrong)
+    assert loss.item() == pytest.approx(0.5 + 0.5 * 0.75 + 0.5 * 0.5)
+    assert {k: round(v.item(), 4) for k, v in logs.items()} == {"d_h_real": 0.5, "d_h_fake": 0.75, "d_h_mismatched": 0.5}
+    assert hinge.matching_aware(real, fake, None)[0].item() == pytest.approx(0.5 + 0.75)
+    ns = GANLoss("nonsaturating").matching_aware(real, fake, None)[0].item()
+    sp = torch.nn.functional.softplus
+    assert ns == pytest.approx((sp(torch.tensor([-2.0, 0.0])).mean() + sp(torch.tensor([-2.0, 0.5])).mean()).item())
+    with pytest.raises(ValueError, match="unknown GAN loss 'hingee'; choose from hinge, nonsaturating"):
+        GANLoss("hingee")
+    with pytest.raises(ValueError, match="unknown mismatch strategy 'hardest'; choose from shift, similar"):
+        GANLoss(mismatch="hardest")
 
 
 def test_discriminator_learns_to_separate_real_from_fake():
@@ -83,7 +86,7 @@ def test_discriminator_learns_to_separate_real_from_fake():
     losses = []
     for _ in range(15):
         e = model.text_d(tokens)
-        loss, _ = discriminator_loss(model.D(batch["video"], e, idx), model.D(fake, e, idx), None)
+        loss, _ = GANLoss().matching_aware(model.D(batch["video"], e, idx), model.D(fake, e, idx), None)
         opt.zero_grad()
         loss.backward()
         opt.step()

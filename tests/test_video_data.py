@@ -14,11 +14,13 @@ import yaml
 from PIL import Image
 
 from conftest import TINY, tiny_trainer
+from gan_video.data import VideoDataModule
 from gan_video.data.io import write_mp4
-from gan_video.data.shards import ShardWriter, load_index, prepare_dataset, shard_entries
+from gan_video.data.prepare import prepare_dataset
+from gan_video.data.shards import ShardWriter, load_index
 from gan_video.data.video import (EpochIndexSampler, RealClips, VideoClips, caption_variants,
-                                  check_templates, class_caption, fit_frames, list_videos, read_frames)
-from gan_video.data.video_datamodule import VideoDataModule
+                                  check_templates, class_caption, fit_frames, list_videos, read_frames,
+                                  shard_entries)
 
 REPO = Path(__file__).resolve().parents[1]
 WEIZMANN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "weizmann"
@@ -294,10 +296,10 @@ def test_mid_epoch_decode_failure_warns_once_and_substitutes(tmp_path):
 
 
 def test_scan_cache_avoids_probing_again(trees, monkeypatch):
-    import gan_video.data.video as video
+    import gan_video.data.video.probing as probing
 
     first = list_videos(root=str(trees / "classes"), min_frames=8)
-    monkeypatch.setattr(video, "probe_video", lambda path: (_ for _ in ()).throw(AssertionError(path)))
+    monkeypatch.setattr(probing, "probe_video", lambda path: (_ for _ in ()).throw(AssertionError(path)))
     second = list_videos(root=str(trees / "classes"), min_frames=8)
     assert [e.frames for e in first[1]] == [e.frames for e in second[1]]
     assert first[2].counts == second[2].counts
@@ -404,7 +406,7 @@ def test_video_configs_are_valid():
     params = set(inspect.signature(VideoDataModule).parameters)
     for name in ("kinetics10_t2v_64", "ucf101", "captions_example", "weizmann"):
         cfg = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
-        assert cfg["data"]["class_path"] == "gan_video.data.video_datamodule.VideoDataModule"
+        assert cfg["data"]["class_path"] == "gan_video.data.VideoDataModule"
         assert set(cfg["data"]["init_args"]) <= params, name
     res = subprocess.run([sys.executable, "-m", "gan_video.cli", "fit", "--config", "configs/weizmann.yaml",
                           "--print_config"], capture_output=True, text=True, cwd=str(REPO))

@@ -113,8 +113,8 @@ def data_benchmark(args) -> dict:
 
     import torch
 
-    from gan_video.data.shards import prepare_dataset
-    from gan_video.data.video_datamodule import VideoDataModule
+    from gan_video.data import VideoDataModule
+    from gan_video.data.prepare import prepare_dataset
 
     torch.set_num_threads(args.threads or 1)
     videos = Path(args.videos)

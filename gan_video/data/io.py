@@ -1,21 +1,30 @@
-"""Video files at the project's boundary: float ``[3, T, H, W]`` in [-1, 1] <-> uint8 ``[T, H, W, 3]``."""
+"""Clips at the project's boundary: the one uint8 <-> float conversion pair, mp4 files and GIFs.
+
+Float clips are ``[3, T, H, W]`` in [-1, 1] (what models, datasets and metrics pass around); uint8
+clips are ``[T, H, W, 3]`` (what files, shards and real-data statistics hold). Every conversion
+between the two in the project goes through :func:`to_uint8` / :func:`from_uint8`, and every GIF
+(files and TensorBoard summaries) through :func:`gif_bytes`.
+"""
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import torch
 
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
-    """``[..., 3, T, H, W]`` in [-1, 1] -> uint8 ``[..., T, H, W, 3]``."""
+    """``[..., 3, T, H, W]`` in [-1, 1] -> uint8 ``[..., T, H, W, 3]`` (clamped, rounded)."""
     x = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.movedim(-4, -1).cpu().numpy()
 
 
-def from_uint8(frames: np.ndarray) -> torch.Tensor:
-    """uint8 ``[T, H, W, 3]`` -> float ``[3, T, H, W]`` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div(127.5).sub(1)
+def from_uint8(frames: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` (array or tensor) -> float32 ``[3, T, H, W]`` in [-1, 1]."""
+    x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
+    return x.permute(3, 0, 1, 2).float().div(127.5).sub(1)
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8, crf: int = 18) -> None:
@@ -50,9 +59,17 @@ def read_video(path: str | Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def write_gif(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
+def gif_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
+    """uint8 ``[T, H, W, 3]`` as an animated GIF (looping, ``fps`` frames per second)."""
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(str(path), format="GIF", save_all=True, append_images=images[1:],
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
                    duration=int(1000 / fps), loop=0)
+    return buf.getvalue()
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
+    """Write uint8 ``[T, H, W, 3]`` as an animated GIF file (:func:`gif_bytes`)."""
+    Path(path).write_bytes(gif_bytes(frames, fps))

@@ -48,7 +48,6 @@ TEMPLATES = (
     "a {shape} in {color} travels {dir}",
     "there is a {color} {shape} that moves {dir}",
 )
-CANONICAL_TEMPLATE = TEMPLATES[0]
 
 Pair = tuple[str, str]
 

@@ -1,17 +1,19 @@
-"""LightningDataModule for real video datasets (caption files, class folders, frame folders, frame
-strips, prepared shards); the readers and clip sampling are in :mod:`.video`."""
+"""The data module of real video datasets (caption files, class folders, frame folders, frame strips,
+prepared shards): scans once, serves :class:`.video.VideoClips` for training and the validation
+prompts; the readers and clip sampling are in :mod:`.video`, resumption and DataLoaders in
+:mod:`.resumable`."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 from typing import Optional, Union
 
-import torch
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
-from .datamodule import ResumableDataModule
-from .video import (FORMATS, EpochIndexSampler, PromptItems, RealClips, VideoClips, check_templates,
+from .resumable import ResumableDataModule, data_loader
+from .shards import load_index
+from .video import (FORMATS, VideoFormat, EpochIndexSampler, PromptItems, RealClips, VideoClips, check_templates,
                     fingerprint, list_videos, load_class_captions)
 
 
@@ -55,7 +57,7 @@ class VideoDataModule(ResumableDataModule):
         verbose: print the one-line summary of usable and skipped videos at setup.
     """
 
-    def __init__(self, root: Optional[str] = None, format: str = "auto", caption_file: Optional[str] = None,
+    def __init__(self, root: Optional[str] = None, format: VideoFormat = "auto", caption_file: Optional[str] = None,
                  class_captions: Union[dict[str, Union[str, list[str]]], str, None] = None,
                  templates: Optional[list[str]] = None, classes: Optional[list[str]] = None,
                  resolution: int = 64, frames: int = 16, stride: int = 1, batch_size: int = 16,
@@ -74,7 +76,6 @@ class VideoDataModule(ResumableDataModule):
         if val_prompts is not None and not [p for p in val_prompts if p.strip()]:
             raise ValueError("data.val_prompts is empty; give prompts or leave it unset for the "
                              "dataset's captions")
-        self._resume: dict = {}
         self._index = None
 
     # -- the scanned dataset, once per datamodule
@@ -91,8 +92,6 @@ class VideoDataModule(ResumableDataModule):
                                       hp.classes, min_frames=self.span, cache=hp.scan_cache, progress=hp.verbose)
             fmt, entries, skips = self._index
             if fmt == "shards":
-                from .shards import load_index
-
                 size = load_index(hp.root)["size"]
                 if size < hp.resolution:
                     raise ValueError(f"the shards in {hp.root!r} hold {size}px frames, less than "
@@ -133,17 +132,9 @@ class VideoDataModule(ResumableDataModule):
         return caps
 
     def train_dataloader(self) -> DataLoader:
-        hp = self.hparams
-        sampler = EpochIndexSampler(self.epoch_size, hp.seed)
-        if self._resume:
-            sampler.resume = (self._resume["epoch"], self._resume["batches"] * hp.batch_size)
-            self._resume = {}
-        return DataLoader(self.train_set, batch_size=hp.batch_size, drop_last=True, sampler=sampler,
-                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=max(self.hparams.batch_size, 32), shuffle=False)
+        hp = self.hparams  # no loader seed: worker seeds come from torch's global RNG, as they always have
+        sampler = self.resumed(EpochIndexSampler(self.epoch_size, hp.seed))
+        return data_loader(self.train_set, hp.batch_size, sampler, hp.num_workers)
 
     # -- for metrics and text encoders
     def all_captions(self) -> list[str]:

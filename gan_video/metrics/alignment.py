@@ -11,7 +11,6 @@ so a reader can tell the judge from the judged.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -22,17 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
+from ..cache import atomic_write, cache_dir
 from ..data.shapes import COLORS, COLORS_INDEX, DIRECTIONS, SHAPES, MovingShapes, render_clip
 
 ATTRIBUTES = {"color": len(COLORS), "shape": len(SHAPES), "direction": len(DIRECTIONS)}
 CLASSIFIER_VERSION = 5
 CLASSIFIER_FRAMES = 4  # frames the classifier looks at, evenly spread over the clip
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("GAN_VIDEO_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "gan_video")
-    return Path(root)
 
 
 class AttributeClassifier(nn.Module):
@@ -147,10 +141,7 @@ def load_classifier(resolution: int = 64, frames: int = 32, path: Optional[str] 
     # may be called from inside a Lightning validation loop (no_grad / inference mode)
     with torch.inference_mode(False), torch.enable_grad():
         model, acc = train_classifier(resolution, frames, steps)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "real_accuracy": acc}, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "real_accuracy": acc}, tmp))
     return model, acc
 
 
@@ -189,3 +180,26 @@ class TextAlignment(Metric):
             for k in ATTRIBUTES:
                 res[f"{group}/{k}"] = getattr(self, f"{group}_{k}").float() / n if n > 0 else torch.tensor(float("nan"))
         return res
+
+
+@torch.no_grad()
+def text_alignment(model, classifier: AttributeClassifier, holdout, per_prompt: int = 4, seed: int = 1000,
+                   batch_size: int = 32, rank: int = 0, world: int = 1) -> dict:
+    """The 2018 protocol for ``model`` (anything with ``generate(prompts, seeds)``, its EMA generator):
+    ``per_prompt`` clips of each of the 72 canonical prompts "a {colour} {shape} moving {direction}"
+    (seeds from ``seed``), judged by ``classifier``; accuracy per attribute for the seen and the
+    held-out (colour, shape) pairs. Under DDP each rank judges its share and the counts are summed."""
+    from ..data.shapes_datamodule import PromptSet
+
+    if per_prompt < 1:
+        raise ValueError(f"per_prompt must be >= 1, got {per_prompt}")
+    prompts = PromptSet(holdout, per_prompt, seed=seed)
+    metric = TextAlignment(classifier).to(getattr(model, "device", "cpu"))
+    mine = prompts.items[rank::world]
+    for i in range(0, len(mine), batch_size):
+        items = mine[i:i + batch_size]
+        video = model.generate([it["caption"] for it in items], [it["seed"] for it in items], batch_size=batch_size)
+        labels = {k: torch.tensor([it[k] for it in items]) for k in ATTRIBUTES}
+        metric.update(video, labels, torch.tensor([it["heldout"] for it in items]))
+    return {"holdout": [list(p) for p in holdout], "clips": len(prompts), "per_prompt": per_prompt,
+            "accuracy": {k: round(float(v), 4) for k, v in metric.compute().items()}}

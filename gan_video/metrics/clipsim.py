@@ -8,8 +8,6 @@ explicit local file, ``$GAN_VIDEO_CLIP_WEIGHTS``, or an open_clip pretrained tag
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from typing import Optional, Sequence
 
 import torch
@@ -17,30 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
-from .weights import WeightsNotFoundError
+from ..cache import offline_hub
+from ..weights import WeightsNotFoundError
 
 DEFAULT_MODEL, DEFAULT_TAG = "ViT-B-32", "openai"
-
-
-@contextlib.contextmanager
-def _offline_if_asked():
-    """With ``GAN_VIDEO_OFFLINE=1`` the Hugging Face hub is told not to touch the network (it reads
-    ``HF_HUB_OFFLINE`` once at import, so its constant is switched too)."""
-    if os.environ.get("GAN_VIDEO_OFFLINE") != "1":
-        yield
-        return
-    import huggingface_hub.constants as hf
-
-    old_env, old_flag = os.environ.get("HF_HUB_OFFLINE"), hf.HF_HUB_OFFLINE
-    os.environ["HF_HUB_OFFLINE"], hf.HF_HUB_OFFLINE = "1", True
-    try:
-        yield
-    finally:
-        hf.HF_HUB_OFFLINE = old_flag
-        if old_env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old_env
 
 
 def load_clip(model: str = DEFAULT_MODEL, pretrained: Optional[str] = None) -> tuple[nn.Module, object]:
@@ -48,16 +26,14 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: Optional[str] = None) -> t
     open_clip tag; default ``$GAN_VIDEO_CLIP_WEIGHTS`` or ``openai``."""
     import open_clip
 
-    from ..models.pretrained_text import TextWeightsError, clip_source
+    from ..weights import given_source
+    from ..weights_text import ENV_CLIP, clip_source
 
-    given = pretrained or os.environ.get("GAN_VIDEO_CLIP_WEIGHTS") or DEFAULT_TAG
-    origin = "--clip-weights" if pretrained else ("$GAN_VIDEO_CLIP_WEIGHTS" if given != DEFAULT_TAG else "the default")
-    try:   # the same tag / file / folder rules as the CLIP text encoder
-        source = clip_source(model, given, origin).source
-    except TextWeightsError as err:
-        raise WeightsNotFoundError(str(err)) from None
+    given, origin = given_source(pretrained, "--clip-weights", ENV_CLIP) or (DEFAULT_TAG, "the default")
+    # the CLIP text encoder's tag / file / folder rules; its TextWeightsError is a WeightsNotFoundError
+    source = clip_source(model, given, origin).source
     try:
-        with _offline_if_asked():
+        with offline_hub(force=False):
             net = open_clip.create_model(model, pretrained=source)
     except Exception as err:  # noqa: BLE001 - a failed download surfaces as many exception types
         raise WeightsNotFoundError(

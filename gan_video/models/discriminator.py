@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import channels_for, check_resolution, down2d, down3d, maybe_sn
+from .blocks import channels_for, check_resolution, down2d, down3d
 
 
 @dataclass
@@ -38,7 +38,6 @@ class DiscriminatorConfig:
         video_stride: the video head keeps every ``video_stride``-th frame.
         conditioning: ``projection`` or ``filters`` (TFGAN's text-generated filters).
         num_filters: number of text-generated filters per head (``filters`` only).
-        spectral_norm: spectral normalisation on every conv.
         minibatch_std: append the standard deviation across groups of ``minibatch_std`` clips as
             an extra feature before the output (StyleGAN), so D can see a batch lacking variety
             (mode collapse); 0 disables it.
@@ -49,9 +48,8 @@ class DiscriminatorConfig:
     frame_samples: int = 2
     video_resolution: int = 16
     video_stride: int = 2
-    conditioning: str = "projection"
+    conditioning: Literal["projection", "filters"] = "projection"
     num_filters: int = 16
-    spectral_norm: bool = False
     minibatch_std: int = 4
 
 
@@ -74,18 +72,18 @@ def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
 class TextCondition(nn.Module):
     """Turns pooled/unpooled features and a sentence embedding into a logit."""
 
-    def __init__(self, channels: int, text_dim: int, mode: str, num_filters: int, sn: bool):
+    def __init__(self, channels: int, text_dim: int, mode: str, num_filters: int):
         super().__init__()
         if mode not in ("projection", "filters"):
             raise ValueError(f"unknown discriminator conditioning {mode!r}; use projection or filters")
         self.mode = mode
-        self.linear = maybe_sn(nn.Linear(channels, 1), sn)
+        self.linear = nn.Linear(channels, 1)
         if mode == "projection":
-            self.embed = maybe_sn(nn.Linear(text_dim, channels), sn)
+            self.embed = nn.Linear(text_dim, channels)
         else:
             self.num_filters = num_filters
-            self.filters = maybe_sn(nn.Linear(text_dim, num_filters * channels), sn)
-            self.filter_out = maybe_sn(nn.Linear(num_filters, 1), sn)
+            self.filters = nn.Linear(text_dim, num_filters * channels)
+            self.filter_out = nn.Linear(num_filters, 1)
 
     def forward(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """``feat``: ``[B, C, *spatial]``; ``text``: ``[B, D]`` -> ``[B]`` (sample i with text i)."""
@@ -97,27 +95,17 @@ class TextCondition(nn.Module):
         resp = torch.einsum("bcn,bfc->bfn", feat.flatten(2), filt).mean(2)       # [B, F]
         return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(1)
 
-    def pairwise(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Every sample against every text: ``[N, C, *spatial]``, ``[M, D]`` -> ``[N, M]``."""
-        pooled = feat.flatten(2).sum(2)
-        out = self.linear(pooled)                                                # [N, 1]
-        if self.mode == "projection":
-            return out + pooled @ self.embed(text).T
-        filt = self.filters(text).view(text.shape[0], self.num_filters, -1)      # [M, F, C]
-        resp = torch.einsum("icn,jfc->ijf", feat.flatten(2), filt) / feat.flatten(2).shape[2]
-        return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(2)
-
 
 class FrameHead(nn.Module):
     def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int):
         super().__init__()
         widths = channels_for(resolution, cfg.channels, cfg.max_channels)[::-1]  # large map first
-        layers = [down2d(3, widths[1], cfg.spectral_norm)]
-        layers += [down2d(a, b, cfg.spectral_norm) for a, b in zip(widths[1:-1], widths[2:])]
+        layers = [down2d(3, widths[1])]
+        layers += [down2d(a, b) for a, b in zip(widths[1:-1], widths[2:])]
         self.net = nn.Sequential(*layers)
         self.mbstd = cfg.minibatch_std
         extra = 1 if self.mbstd > 1 else 0
-        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters, cfg.spectral_norm)
+        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
         self.samples = cfg.frame_samples
 
     def features(self, video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -129,9 +117,6 @@ class FrameHead(nn.Module):
         k = self.samples
         return self.cond(feat, text.repeat_interleave(k, dim=0)).view(-1, k).mean(1)
 
-    def score_matrix(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        k = self.samples
-        return self.cond.pairwise(feat, text).view(-1, k, text.shape[0]).mean(1)
 
 
 class VideoHead(nn.Module):
@@ -149,12 +134,12 @@ class VideoHead(nn.Module):
         t = math.ceil(frames / self.stride)
         layers = []
         for a, b in zip([3, *widths[1:-1]], widths[1:]):
-            layers.append(down3d(a, b, cfg.spectral_norm, down_t=t >= 4))
+            layers.append(down3d(a, b, down_t=t >= 4))
             t = t // 2 if t >= 4 else t
         self.net = nn.Sequential(*layers)
         self.mbstd = cfg.minibatch_std
         extra = 1 if self.mbstd > 1 else 0
-        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters, cfg.spectral_norm)
+        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
 
     def features(self, video: torch.Tensor) -> torch.Tensor:
         video = video[:, :, :: self.stride]
@@ -167,9 +152,6 @@ class VideoHead(nn.Module):
 
     def score(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return self.cond(feat, text)
-
-    def score_matrix(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.cond.pairwise(feat, text)
 
 
 class Discriminator(nn.Module):
@@ -207,10 +189,6 @@ class Discriminator(nn.Module):
 
     def score(self, feats: dict, text: torch.Tensor) -> dict:
         return {name: getattr(self, name).score(f, text) for name, f in feats.items()}
-
-    def score_matrix(self, feats: dict, text: torch.Tensor) -> dict:
-        """``{head: [B, B]}``: clip i scored against caption j (the diagonal is :meth:`score`)."""
-        return {name: getattr(self, name).score_matrix(f, text) for name, f in feats.items()}
 
     def forward(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None) -> dict:
         return self.score(self.features(video, index), text)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ class GeneratorConfig:
         kl_weight: weight of the gist VAE's KL term (``t2v2018``).
         recon_weight: weight of the gist VAE's reconstruction term (``t2v2018``).
     """
-    arch: str = "layered"
+    arch: Literal["layered", "t2v2018"] = "layered"
     z_content: int = 64
     z_motion: int = 16
     style_dim: int = 256

@@ -29,34 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args) -> dict:
-    import torch
-
-    from ..data.datamodule import DEFAULT_HOLDOUT, PromptSet
-    from ..metrics.alignment import TextAlignment, load_classifier
+    from ..checkpoints import read_checkpoint
+    from ..data.shapes_datamodule import DEFAULT_HOLDOUT
+    from ..metrics.alignment import load_classifier, text_alignment
     from ..module import load_model
 
     if args.per_prompt < 1:
         raise ValueError(f"--per-prompt must be >= 1, got {args.per_prompt}")
-    model = load_model(args.checkpoint)
+    ckpt = read_checkpoint(args.checkpoint)          # read once: the model and its data settings
+    model = load_model(ckpt, path=args.checkpoint)
     if args.holdout is not None:
         holdout = [p.split("-") for p in args.holdout.split(",") if p]
     else:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
         holdout = (ckpt.get("datamodule_hyper_parameters") or {}).get("holdout") or DEFAULT_HOLDOUT
     hp = model.hparams
     classifier, real_acc = load_classifier(hp.resolution, hp.frames, args.classifier)
-    metric = TextAlignment(classifier)
-    prompts = PromptSet(holdout, args.per_prompt, seed=args.seed)
     t0 = time.time()
-    for i in range(0, len(prompts), args.batch_size):
-        items = prompts.items[i:i + args.batch_size]
-        video = model.generate([it["caption"] for it in items], [it["seed"] for it in items],
-                               batch_size=args.batch_size)
-        labels = {k: torch.tensor([it[k] for it in items]) for k in ("color", "shape", "direction")}
-        metric.update(video, labels, torch.tensor([it["heldout"] for it in items]))
-    res = {k: round(float(v), 4) for k, v in metric.compute().items()}
-    return {"checkpoint": args.checkpoint, "holdout": [list(p) for p in holdout],
-            "clips": len(prompts), "per_prompt": args.per_prompt, "accuracy": res,
+    res = text_alignment(model, classifier, holdout, args.per_prompt, args.seed, args.batch_size)
+    return {"checkpoint": args.checkpoint, **res,
             "classifier_accuracy_on_real": {k: round(v, 4) for k, v in real_acc.items()},
             "seconds": round(time.time() - t0, 1)}
 

@@ -1,14 +1,14 @@
-"""Evaluate a checkpoint (or two folders of videos): FVD, CLIPSIM, LPIPS and text alignment, each
-printed with its protocol.
+"""Evaluate a checkpoint (or two folders of videos) with metrics named as in
+:mod:`gan_video.metrics.registry`, each printed with its protocol.
 
     gan-video-evaluate --checkpoint runs/shapes/checkpoints/last.ckpt [--config configs/shapes.yaml]
-        [--fvd fvd2048_16f,fvd2048_32f] [--metrics fvd,clipsim,lpips,alignment] [--json out.json]
-    gan-video-evaluate --real real_videos/ --fake generated_videos/ --fvd fvd2048_16f
+        [--metrics fvd2048_16f,fvd2048_32f,clipsim,lpips_jitter,lpips_diversity,align] [--json out.json]
+    gan-video-evaluate --real real_videos/ --fake generated_videos/ --metrics fvd2048_16f,lpips_jitter
 
 With a checkpoint, the real clips come from the data config (``--config``, else the run folder's
 ``config.yaml``, else the checkpoint's shapes settings); generated clip ``i`` is made by the EMA
 generator from the caption of real clip ``i`` with seed ``i``. CLIPSIM and temporal jitter are
-measured on those same generated clips, diversity on ``--lpips-prompts`` captions x
+measured on the first of those same generated clips, diversity on ``--lpips-prompts`` captions x
 ``--lpips-seeds`` seeds. Real FVD statistics are cached per dataset and protocol.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Optional
 from . import run_report_tool
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
-ALL_METRICS = ("fvd", "clipsim", "lpips", "alignment")
+DEFAULT_METRICS = "fvd2048_16f,clipsim,lpips_jitter,lpips_diversity,align"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--real", help="folder of real videos (with --fake)")
     src.add_argument("--fake", help="folder of generated videos (with --real)")
     p.add_argument("--metrics", default=None,
-                   help=f"comma list from {','.join(ALL_METRICS)} (default: all that apply; CLIPSIM is "
-                        "skipped with a note when no CLIP weights can be found)")
-    p.add_argument("--fvd", default="fvd2048_16f", help="FVD protocols, e.g. fvd2048_16f,fvd2048_32f")
+                   help="comma list of metric names: fvd<clips>_<frames>f (fvd2048_16f, fvd2048_32f, ...), "
+                        "clipsim, lpips_jitter, lpips_diversity, align (default: "
+                        f"{DEFAULT_METRICS}, the ones that apply; CLIPSIM is skipped with a note when no "
+                        "CLIP weights can be found; with --real/--fake: fvd2048_16f,lpips_jitter)")
     p.add_argument("--num-clips", type=int, default=None,
                    help="clips per side for every FVD protocol (renames it: fvd256_16f)")
     p.add_argument("--floor", action="store_true",
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-prompts", type=int, default=16, help="prompts for LPIPS diversity")
     p.add_argument("--lpips-seeds", type=int, default=4, help="clips per prompt for LPIPS diversity")
     p.add_argument("--jitter-clips", type=int, default=256, help="generated clips for temporal jitter")
+    p.add_argument("--clipsim-clips", type=int, default=256, help="generated clips for CLIPSIM")
     p.add_argument("--per-prompt", type=int, default=4, help="clips per prompt for text alignment")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -59,12 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------------ data config
-def datamodule_from_config(config: Optional[str], checkpoint: str, resolution: int, frames: int):
-    """The data module of ``config`` (or of the run folder's config.yaml, or the checkpoint's shapes
-    settings), at the model's resolution and clip length."""
+def datamodule_from_config(config: Optional[str], checkpoint: str, ckpt: dict, resolution: int, frames: int):
+    """The data module of ``config`` (or of the run folder's config.yaml, or the shapes settings of
+    the checkpoint ``ckpt`` read from ``checkpoint``), at the model's resolution and clip length."""
     import importlib
 
-    import torch
     import yaml
 
     if config is None:
@@ -81,9 +82,8 @@ def datamodule_from_config(config: Optional[str], checkpoint: str, resolution: i
         cls = getattr(importlib.import_module(module), name)
         args = dict(data.get("init_args") or {})
     else:
-        from ..data.datamodule import ShapesDataModule
+        from ..data import ShapesDataModule
 
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
         args, cls = dict(ckpt.get("datamodule_hyper_parameters") or {}), ShapesDataModule
     args.update(resolution=resolution, frames=frames)
     dm = cls(**args)
@@ -127,170 +127,102 @@ def video_folder_clips(folder: str, frames: int, limit: int):
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def _wanted(args, have_model: bool, is_shapes: bool) -> tuple[set, bool]:
-    """(metrics to run, whether they were asked for explicitly)."""
-    if args.metrics:
-        wanted = {m.strip() for m in args.metrics.split(",") if m.strip()}
-        unknown = wanted - set(ALL_METRICS)
-        if unknown:
-            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
-        if not have_model and wanted - {"fvd", "lpips"}:
-            raise ValueError("with --real/--fake only fvd and lpips (jitter) can be measured")
-        if "alignment" in wanted and not is_shapes:
-            raise ValueError("text alignment needs the built-in shapes data (its attribute classifier)")
-        return wanted, True
-    if not have_model:
-        return {"fvd", "lpips"}, False
-    return {"fvd", "clipsim", "lpips"} | ({"alignment"} if is_shapes else set()), False
+def metric_names(args, have_model: bool) -> tuple[list[str], bool]:
+    """(metric names, whether they were asked for explicitly), FVD renamed by ``--num-clips``."""
+    from ..metrics.fvd import FVDProtocol
+
+    explicit = bool(args.metrics)
+    names = [n.strip() for n in (args.metrics or (DEFAULT_METRICS if have_model else "fvd2048_16f,lpips_jitter"))
+             .split(",") if n.strip()]
+    out = []
+    for name in names:
+        if name.startswith("fvd"):
+            p = FVDProtocol.parse(name)
+            if args.num_clips:
+                p = FVDProtocol(num_real=args.num_clips, num_fake=args.num_clips, frames=p.frames)
+            name = p.name
+        out.append(name)
+    return out, explicit
+
+
+def options_from_args(args):
+    from ..metrics.registry import EvalOptions
+
+    return EvalOptions(batch_size=args.batch_size, progress=not args.quiet, use_cache=not args.no_cache,
+                       i3d=args.i3d, fvd_floor=args.floor, clip_model=args.clip_model,
+                       clip_weights=args.clip_weights, clipsim_clips=args.clipsim_clips,
+                       lpips_net=args.lpips_net, lpips_trunk=args.lpips_trunk, jitter_clips=args.jitter_clips,
+                       lpips_prompts=args.lpips_prompts, lpips_seeds=args.lpips_seeds,
+                       align_per_prompt=args.per_prompt)
 
 
 def evaluate(args) -> dict:
     import torch
-
-    from ..metrics.fvd import (FVDProtocol, FrechetVideoDistance, _progress, accumulate_fake, accumulate_real,
-                               load_i3d_features, real_clip_batches, real_stats_file)
 
     if bool(args.real) != bool(args.fake):
         raise ValueError("give both --real and --fake folders, or a --checkpoint")
     if not args.checkpoint and not args.real:
         raise ValueError("nothing to evaluate: pass --checkpoint CKPT or --real DIR --fake DIR")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    protocols = []
-    for name in [n.strip() for n in args.fvd.split(",") if n.strip()]:
-        p = FVDProtocol.parse(name)
-        if args.num_clips:
-            p = FVDProtocol(num_real=args.num_clips, num_fake=args.num_clips, frames=p.frames)
-        protocols.append(p)
-    model = dm = None
-    from ..data.datamodule import ShapesDataModule
+    names, explicit = metric_names(args, bool(args.checkpoint))
+    if not args.checkpoint:
+        return evaluate_folders(args, names, device)
 
-    if args.checkpoint:
-        from ..module import load_model
+    from ..checkpoints import read_checkpoint
+    from ..data import ShapesDataModule
+    from ..metrics.registry import Evaluator
+    from ..module import load_model
 
-        model = load_model(args.checkpoint, map_location=device)
-        hp = model.hparams
-        dm = datamodule_from_config(args.config, args.checkpoint, int(hp.resolution), int(hp.frames))
-    wanted, explicit = _wanted(args, model is not None, isinstance(dm, ShapesDataModule))
+    ckpt = read_checkpoint(args.checkpoint)                     # read once: model and data settings
+    model = load_model(ckpt, map_location=device, path=args.checkpoint)
+    hp = model.hparams
+    dm = datamodule_from_config(args.config, args.checkpoint, ckpt, int(hp.resolution), int(hp.frames))
+    if not explicit and not isinstance(dm, ShapesDataModule):
+        names = [n for n in names if n != "align"]             # the classifier knows the shapes only
+    evaluator = Evaluator(names, options_from_args(args), optional=() if explicit else ("clipsim",))
+    evaluator.prepare(dm, device)        # every network and the real statistics before any clip
+    results = evaluator.run(model)
+    return {"checkpoint": args.checkpoint, "real": None, "fake": None, "device": str(device),
+            "dataset": dm.dataset_id(), "results": [r.as_dict() for r in results], "notes": evaluator.notes}
+
+
+def evaluate_folders(args, names: list[str], device) -> dict:
+    """FVD and temporal jitter between two folders of video files."""
+    from ..metrics.fvd import FVDProtocol, FrechetVideoDistance, clips_from_iterable, load_i3d_features
+    from ..metrics.registry import Result
+
+    unknown = [n for n in names if not n.startswith("fvd") and n != "lpips_jitter"]
+    if unknown:
+        raise ValueError(f"with --real/--fake only fvd<N>_<T>f and lpips_jitter can be measured, not {unknown}")
     results, notes = [], []
-
-    def add(metric, value, protocol, seconds):
-        results.append({"metric": metric, "value": None if value is None else round(float(value), 4),
-                        "protocol": protocol, "seconds": round(seconds, 1)})
-
-    # every network is loaded before any clip is made, so a missing weight fails in seconds
-    i3d = load_i3d_features(args.i3d).to(device) if "fvd" in wanted else None
-    clipsim = lpips = None
-    if "clipsim" in wanted:
-        from ..metrics.clipsim import CLIPSimilarity
-        from ..metrics.weights import WeightsNotFoundError
-
-        try:
-            clipsim = CLIPSimilarity(model_name=args.clip_model, pretrained=args.clip_weights).to(device)
-        except WeightsNotFoundError as err:
-            if explicit:
-                raise
-            notes.append(f"clipsim skipped: {err}")
-    if "lpips" in wanted:
+    i3d = load_i3d_features(args.i3d).to(device) if any(n.startswith("fvd") for n in names) else None
+    lpips = None
+    if "lpips_jitter" in names:
         from ..metrics.perceptual import VideoLPIPS
 
         lpips = VideoLPIPS(args.lpips_net, args.lpips_trunk).to(device)
-
-    jitter_clips: list = []
-    first = True
-    for protocol in protocols if "fvd" in wanted else []:
-        metric = FrechetVideoDistance(i3d).to(device)
+    for name in names:
         t0 = time.time()
-        cached = False
-        if model is not None:
-            cached = not args.no_cache and real_stats_file(dm.dataset_id(), protocol, i3d.name).is_file()
-            captions = accumulate_real(metric, dm, protocol, args.batch_size, not args.no_cache, not args.quiet)
-            t_real = time.time() - t0
-
-            def extra(video, prompts, _first=first):
-                if _first and clipsim is not None:
-                    clipsim.update(video, prompts)
-                if _first and lpips is not None and sum(len(v) for v in jitter_clips) < args.jitter_clips:
-                    jitter_clips.append(video.cpu())
-
-            accumulate_fake(metric, model, captions, protocol, args.batch_size, not args.quiet, extra=extra)
-        else:
-            from ..metrics.fvd import clips_from_iterable
-
-            t_real = 0.0
-            for side, folder in (("real", args.real), ("fake", args.fake)):
-                clips, skipped, total = video_folder_clips(folder, protocol.frames, protocol.num_real)
-                n = clips_from_iterable(metric, clips(), side == "real", args.batch_size)
-                if skipped:
-                    notes.append(f"{folder}: skipped {skipped} of {total} files")
-                if n < protocol.num_real:
-                    notes.append(f"{folder}: only {n} usable clips of {protocol.frames} frames "
-                                 f"(protocol asks {protocol.num_real}); FVD on fewer clips is biased upward")
-                if side == "real":
-                    t_real = time.time() - t0
-        value = metric.compute()
-        add(protocol.name, value, protocol.describe()
-            + f"; real side {'from cache' if cached else f'{t_real:.0f} s'}",
-            time.time() - t0)
-        if args.floor and model is not None:
-            t1 = time.time()
-            floor = FrechetVideoDistance(i3d).to(device)
-            floor.set_real_statistics(metric.real_statistics())
-            other = FVDProtocol(protocol.num_fake, protocol.num_fake, protocol.frames, protocol.size,
-                                seed=protocol.seed + 1)
-            loader, total = real_clip_batches(dm, other, args.batch_size)
-            for batch in _progress(loader, total, f"{protocol.name} floor (other real clips)", not args.quiet):
-                floor.update(batch["video"], real=False)
-            add(f"{protocol.name} real-vs-real", floor.compute(), f"floor: the same real statistics vs "
-                f"{protocol.num_fake} other real clips (real_clips seed {other.seed})", time.time() - t1)
-        first = False
-    if clipsim is not None and int(clipsim.count) > 0:
-        add("clipsim", clipsim.compute(), f"CLIP {args.clip_model} ({args.clip_weights or 'default weights'}); "
-            f"mean over frames of cos(image, text), mean over {int(clipsim.count)} generated clips; "
-            "raw cosine, not x100", 0.0)
-    if lpips is not None:
-        t0 = time.time()
-        if model is not None:
-            _lpips_for_model(args, model, dm, lpips, jitter_clips, add)
-        else:
+        if name == "lpips_jitter":
             clips, _, _ = video_folder_clips(args.fake, 2, args.jitter_clips)
             values = [lpips.jitter(c.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1).to(device)) for c in clips()]
-            add("lpips_jitter", sum(values) / max(len(values), 1), f"LPIPS-{args.lpips_net} between consecutive "
-                f"frames, mean over {len(values)} clips of {args.fake}", time.time() - t0)
-    if "alignment" in wanted:
-        from types import SimpleNamespace
-
-        from .alignment import evaluate as alignment
-
-        t0 = time.time()
-        r = alignment(SimpleNamespace(checkpoint=args.checkpoint, per_prompt=args.per_prompt, seed=1000,
-                                      holdout=None, classifier=None, batch_size=args.batch_size))
-        for key, value in r["accuracy"].items():
-            add(f"align/{key}", value, f"2018 classifier protocol, {r['clips']} clips, {args.per_prompt} per "
-                "prompt; share of clips whose attribute matches the prompt", time.time() - t0)
-    return {"checkpoint": args.checkpoint, "real": args.real, "fake": args.fake, "device": str(device),
-            "dataset": dm.dataset_id() if dm is not None else None, "results": results, "notes": notes}
-
-
-def _lpips_for_model(args, model, dm, lpips, jitter_clips, add) -> None:
-    import torch
-
-    t0 = time.time()
-    if not jitter_clips:   # no FVD run to borrow clips from: make some
-        prompts = (dm.all_captions() if hasattr(dm, "all_captions") else ["a video"])[:args.jitter_clips]
-        jitter_clips.append(model.generate(prompts, list(range(len(prompts))), batch_size=args.batch_size).cpu())
-    clips = torch.cat(jitter_clips)[:args.jitter_clips]
-    device = next(lpips.parameters()).device
-    add("lpips_jitter", lpips.jitter(clips.to(device)), f"LPIPS-{args.lpips_net} between consecutive frames, "
-        f"mean over {len(clips)} generated clips", time.time() - t0)
-    t0 = time.time()
-    captions = list(dict.fromkeys(dm.all_captions() if hasattr(dm, "all_captions") else []))
-    if len(captions) > args.lpips_prompts:   # an even spread over the caption list
-        captions = [captions[i * len(captions) // args.lpips_prompts] for i in range(args.lpips_prompts)]
-    groups = [model.generate([c] * args.lpips_seeds, [100_000 + k for k in range(args.lpips_seeds)],
-                             batch_size=args.batch_size).to(device) for c in captions]
-    add("lpips_diversity", lpips.diversity(groups), f"LPIPS-{args.lpips_net}, mean pairwise distance between "
-        f"{args.lpips_seeds} clips (seeds) of each of {len(groups)} prompts, same frame index; ~0 = mode collapse",
-        time.time() - t0)
+            results.append(Result("lpips_jitter", sum(values) / max(len(values), 1), f"LPIPS-{args.lpips_net} "
+                                  f"between consecutive frames, mean over {len(values)} clips of {args.fake}",
+                                  time.time() - t0))
+            continue
+        protocol = FVDProtocol.parse(name)
+        metric = FrechetVideoDistance(i3d).to(device)
+        for side, folder in (("real", args.real), ("fake", args.fake)):
+            clips, skipped, total = video_folder_clips(folder, protocol.frames, protocol.num_real)
+            n = clips_from_iterable(metric, clips(), side == "real", args.batch_size)
+            if skipped:
+                notes.append(f"{folder}: skipped {skipped} of {total} files")
+            if n < protocol.num_real:
+                notes.append(f"{folder}: only {n} usable clips of {protocol.frames} frames "
+                             f"(protocol asks {protocol.num_real}); FVD on fewer clips is biased upward")
+        results.append(Result(name, float(metric.compute()), protocol.describe(), time.time() - t0))
+    return {"checkpoint": None, "real": args.real, "fake": args.fake, "device": str(device), "dataset": None,
+            "results": [r.as_dict() for r in results], "notes": notes}
 
 
 def format_table(r: dict) -> str:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
     p.add_argument("--json", help="write the result summary here")
     args = p.parse_args(argv)
-    from ..data.shards import prepare_dataset
+    from ..data.prepare import prepare_dataset
 
     with one_line_errors("prepare_dataset"):
         try:

@@ -1,43 +1,21 @@
-"""LightningDataModule for the built-in moving-shapes dataset."""
+"""The data module of the built-in moving shapes (:mod:`.shapes`): procedural clips for training,
+every (colour, shape, direction) prompt for validation, uint8 clips for real-data statistics.
+Resumption and the DataLoaders come from :mod:`.resumable`."""
 from __future__ import annotations
 
 import itertools
 from typing import Optional
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from .io import to_uint8
+from .resumable import EpochShuffle, ResumableDataModule, data_loader
 from .shapes import (COLORS, COLORS_INDEX, DIRECTION_PHRASES, DIRECTIONS, SHAPE_WORDS, SHAPES, TEMPLATES,
                      MovingShapes, all_pairs, canonical_prompt, caption_for, parse_holdout)
 
 DEFAULT_HOLDOUT = [["red", "triangle"], ["green", "square"], ["blue", "circle"]]
 REAL_CLIPS_SEED = 7_000_000  # seeds of real_clips(): a range that training (seed 0, 1, ...) never uses
-
-
-class EpochShuffle(Sampler[int]):
-    """A shuffle that is a function of (seed, epoch): a run resumed from a checkpoint sees the same
-    order as one that never stopped (Lightning calls ``set_epoch`` on samplers that have it)."""
-
-    def __init__(self, size: int, seed: int = 0):
-        self.size, self.seed, self.epoch = size, seed, 0
-        self.resume: tuple[int, int] | None = None  # (epoch, samples a resumed run already saw)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=gen).tolist()
-        start = 0
-        if self.resume is not None:
-            epoch, seen = self.resume
-            start = seen if epoch == self.epoch and seen < self.size else 0
-            self.resume = None
-        return iter(order[start:])
 
 
 class PromptSet(Dataset):
@@ -63,23 +41,6 @@ class PromptSet(Dataset):
         return self.items[i]
 
 
-class ResumableDataModule(pl.LightningDataModule):
-    """Mid-epoch resumption: the checkpoint records how far into the epoch the run was; the next
-    ``train_dataloader`` starts its sampler there (``self._resume``)."""
-
-    _resume: dict = {}
-
-    def state_dict(self) -> dict:
-        trainer = self.trainer
-        if trainer is None:
-            return {}
-        progress = trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch": trainer.current_epoch, "batches": progress.processed}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._resume = dict(state)
-
-
 class ShapesDataModule(ResumableDataModule):
     """Serves :class:`MovingShapes` for training and :class:`PromptSet` for validation.
 
@@ -102,7 +63,6 @@ class ShapesDataModule(ResumableDataModule):
         self.save_hyperparameters()
         self.holdout = [list(p) for p in (DEFAULT_HOLDOUT if holdout is None else holdout)]
         parse_holdout(self.holdout)  # fail early on a bad pair
-        self._resume: dict = {}
 
     def setup(self, stage: Optional[str] = None) -> None:
         hp = self.hparams
@@ -111,16 +71,8 @@ class ShapesDataModule(ResumableDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        sampler = EpochShuffle(len(self.train_set), hp.seed)
-        if self._resume:
-            sampler.resume = (self._resume["epoch"], self._resume["batches"] * hp.batch_size)
-            self._resume = {}
-        return DataLoader(self.train_set, batch_size=hp.batch_size, drop_last=True, sampler=sampler,
-                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
-                          generator=torch.Generator().manual_seed(hp.seed))
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=max(self.hparams.batch_size, 32), shuffle=False)
+        sampler = self.resumed(EpochShuffle(len(self.train_set), hp.seed))
+        return data_loader(self.train_set, hp.batch_size, sampler, hp.num_workers, seed=hp.seed)
 
     # -- for metrics and text encoders (the same methods as VideoDataModule)
     def all_captions(self) -> list[str]:
@@ -143,7 +95,7 @@ class ShapesDataModule(ResumableDataModule):
 
 
 class _Uint8Clips(Dataset):
-    """A clip dataset's items as ``{"video": uint8 [T, H, W, 3], "caption": str}``."""
+    """A float clip dataset's items as ``{"video": uint8 [T, H, W, 3], "caption": str}``."""
 
     def __init__(self, clips: Dataset):
         self.clips = clips
@@ -153,5 +105,5 @@ class _Uint8Clips(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         item = self.clips[i]
-        video = ((item["video"].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return {"video": video.permute(1, 2, 3, 0).contiguous(), "caption": item["caption"]}
+        video = torch.from_numpy(to_uint8(item["video"])).contiguous()
+        return {"video": video, "caption": item["caption"]}
