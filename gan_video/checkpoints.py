@@ -25,10 +25,13 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from .cache import atomic_path
+from .models.discriminator import DiscriminatorConfig
+from .models.generator import GeneratorConfig
 from .models.text import RUNTIME_TEXT_KEYS, TextEncoderConfig
 
 # hyperparameters that change the shapes of saved tensors: a checkpoint must agree on all of them
 ARCHITECTURE_KEYS = ("generator", "discriminator", "text", "resolution", "frames")
+CONFIGS = {"generator": GeneratorConfig, "discriminator": DiscriminatorConfig, "text": TextEncoderConfig}
 
 
 class UnsafeCheckpointError(ValueError):
@@ -87,12 +90,12 @@ def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -
     for key in ARCHITECTURE_KEYS:
         a, b = saved.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            if key == "text":
-                # checkpoints from before a text setting existed were trained with its default;
-                # runtime-only settings (the embedding cache) may differ
-                defaults = asdict(TextEncoderConfig())
-                a = {k: v for k, v in {**defaults, **a}.items() if k not in RUNTIME_TEXT_KEYS}
-                b = {k: v for k, v in {**defaults, **b}.items() if k not in RUNTIME_TEXT_KEYS}
+            # checkpoints from before a setting existed were trained with its default; runtime-only
+            # text settings (the embedding cache) may differ
+            defaults = asdict(CONFIGS[key]())
+            skip = RUNTIME_TEXT_KEYS if key == "text" else ()
+            a = {k: v for k, v in {**defaults, **a}.items() if k not in skip}
+            b = {k: v for k, v in {**defaults, **b}.items() if k not in skip}
             diffs += [f"{key}.{k}: checkpoint {a.get(k)!r} vs config {b.get(k)!r}"
                       for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         elif a != b:

@@ -10,7 +10,7 @@ D loss, per head (Reed et al. 2016's matching-aware loss, used by the 2018 T2V p
     real(real clip, its caption)
       + (1 - mismatch_weight) * fake(generated clip, its caption)
       + mismatch_weight * fake(real clip, a wrong caption)          # when the batch has one
-    + reverse_negatives * fake(video head on the real clip played backwards, its caption)
+    + reverse_negatives * fake(video or motion head on the real clip played backwards, its caption)
     + r1_gamma / 2 * r1_every * R1                                   # lazy R1, every r1_every steps
 
 with ``real``/``fake`` the hinge or non-saturating terms. The wrong captions come from a strategy in
@@ -140,23 +140,25 @@ class GANLoss:
         return self.mismatch in MISMATCH_NEEDS_TOKENS
 
     def discriminator(self, D, real: torch.Tensor, fake: torch.Tensor, text: torch.Tensor,
-                      captions: list[str], tokens: Optional[torch.Tensor], step: int) -> tuple[torch.Tensor, dict]:
+                      captions: list[str], tokens: Optional[torch.Tensor], step: int,
+                      times: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
         """The whole D loss for one batch: ``real`` and ``fake`` clips ``[B, 3, T, H, W]`` (both
         detached here: only D learns from this loss),
         ``text`` D's sentence embeddings of ``captions``, ``tokens`` their ids (for ``similar``),
-        ``step`` the batch counter (lazy R1)."""
+        ``step`` the batch counter (lazy R1), ``times`` the frame times of sparse clips."""
         do_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
         if do_r1:
             real = real.detach().requires_grad_(True)
         index = D.frame_index(real.shape[2], real.device)
-        f_real = D.features(real, index)
-        s_fake = D(fake.detach(), text, index)
+        f_real = D.features(real, index, times)
+        s_fake = D(fake.detach(), text, index, times)
         s_real = D.score(f_real, text)
         scores = [D.score(f_real, text[idx.to(text.device)]) for idx in MISMATCH[self.mismatch](captions, tokens)]
         s_mis = {k: torch.cat([s[k] for s in scores]) for k in scores[0]} if scores else None
         loss, logs = self.matching_aware(s_real, s_fake, s_mis)
-        if self.reverse_negatives > 0 and D.video is not None:
-            s_rev = D.video.score(D.video.features(real.detach().flip(2)), text)
+        if self.reverse_negatives > 0 and D.temporal is not None:
+            head = D.temporal
+            s_rev = head.score(head.features(real.detach().flip(2), times), text)
             rev = d_fake_term(s_rev, self.kind)
             loss = loss + self.reverse_negatives * rev
             logs["d_video_reversed"] = rev.detach()
@@ -181,10 +183,11 @@ class GANLoss:
             total = total + loss
         return total, logs
 
-    def generator(self, D, fake: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def generator(self, D, fake: torch.Tensor, text: torch.Tensor,
+                  times: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
         """The adversarial G loss: D's scores of the generated clips with their captions."""
         total, logs = 0.0, {}
-        for head, logits in D(fake, text).items():
+        for head, logits in D(fake, text, None, times).items():
             loss = g_term(logits, self.kind)
             logs[f"g_{head}"] = loss.detach()
             total = total + loss

@@ -92,6 +92,10 @@ class TextToVideoGAN(pl.LightningModule):
         self.gan_loss = GANLoss(loss, mismatch, mismatch_weight, reverse_negatives, r1_gamma, r1_every)
         g_cfg = _as_config(generator, GeneratorConfig)
         d_cfg = _as_config(discriminator, DiscriminatorConfig)
+        if d_cfg.sparse_frames and g_cfg.arch == "t2v2018":
+            raise ValueError("discriminator.sparse_frames needs a generator that draws any frame time "
+                             "(generator.arch: layered or animator); t2v2018 draws whole clips: set "
+                             "discriminator.sparse_frames: 0")
         t_cfg = _as_config(text, TextEncoderConfig)
         self.save_hyperparameters({
             "generator": asdict(g_cfg), "discriminator": asdict(d_cfg), "text": asdict(t_cfg),
@@ -213,12 +217,17 @@ class TextToVideoGAN(pl.LightningModule):
                 e_g = self.embed_text(self.text_g, captions, tokens)
         else:
             e_g = self.embed_text(self.text_g, captions, tokens)
-        fake = self.G(e_g, self.G.sample_noise(b, self.device))
+        times = None
+        if self.D.cfg.sparse_frames:   # StyleGAN-V: D sees a few frames per clip, at random times
+            index = torch.randperm(hp.frames)[: self.D.cfg.sparse_frames].sort().values
+            times = (index.float() / max(hp.frames - 1, 1)).to(self.device)
+            real = real[:, :, index.to(self.device)]
+        fake = self.G(e_g, self.G.sample_noise(b, self.device), times=times)
 
         # ---- discriminator step
         self.toggle_optimizer(opt_d)
         e_d = self.embed_text(self.text_d, captions, tokens)
-        loss_d, logs = self.gan_loss.discriminator(self.D, real, fake, e_d, captions, tokens, step)
+        loss_d, logs = self.gan_loss.discriminator(self.D, real, fake, e_d, captions, tokens, step, times)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
@@ -226,7 +235,7 @@ class TextToVideoGAN(pl.LightningModule):
 
         # ---- generator step
         self.toggle_optimizer(opt_g)
-        loss_g, g_logs = self.gan_loss.generator(self.D, fake, e_d.detach())
+        loss_g, g_logs = self.gan_loss.generator(self.D, fake, e_d.detach(), times)
         aux, aux_logs = self.G.auxiliary_loss(e_g, real.detach())
         loss_g = loss_g + aux
         opt_g.zero_grad(set_to_none=True)

@@ -1,6 +1,7 @@
 import torch
 
 from gan_video.metrics.alignment import TextAlignment, _render_pool, load_classifier, train_classifier
+from gan_video.data.io import from_uint8
 from gan_video.data.shapes import MovingShapes
 
 
@@ -8,6 +9,8 @@ def test_classifier_learns_real_attributes_and_metric_splits_groups(tmp_path):
     model, acc = train_classifier(64, 16, steps=150, batch=32, pool=1024, progress=False)
     assert acc["color"] > 0.9 and acc["direction"] > 0.8      # the easy attributes, learnt fast
     video, labels = _render_pool(MovingShapes(64, 64, 16, seed=99), range(64))
+    assert video.dtype == torch.uint8 and video.shape == (64, 4, 64, 64, 3)   # the pool is kept as uint8
+    video = from_uint8(video)
     metric = TextAlignment(model)
     heldout = torch.arange(64) % 4 == 0
     metric.update(video, labels, heldout)

@@ -8,7 +8,7 @@ from gan_video.models.text import PromptError, TextEncoderConfig, Tokenizer, bui
 SMALL_G = dict(z_content=8, z_motion=4, style_dim=16, base_channels=2, max_channels=16)
 
 
-@pytest.mark.parametrize("arch", ["layered", "t2v2018"])
+@pytest.mark.parametrize("arch", ["layered", "animator", "t2v2018"])
 @pytest.mark.parametrize("resolution,frames", [(64, 16), (64, 32), (128, 16), (128, 32), (256, 16), (256, 32)])
 def test_generator_shapes_and_range(arch, resolution, frames):
     torch.manual_seed(0)
@@ -61,17 +61,39 @@ def test_clip_length_the_2018_generator_cannot_make(frames):
         build_generator(GeneratorConfig(arch="t2v2018", **SMALL_G), 8, 64, frames)
 
 
-def test_layered_generator_makes_any_length_and_frame_times():
-    g = build_generator(GeneratorConfig(**SMALL_G), 8, 64, 32)
+@pytest.mark.parametrize("arch", ["layered", "animator"])
+@pytest.mark.parametrize("frames", [16, 32, 64])
+def test_continuous_time_generators_make_any_length_and_frame_times(arch, frames):
+    torch.manual_seed(0)
+    g = build_generator(GeneratorConfig(arch=arch, **SMALL_G), 8, 64, frames)
     e, n = torch.randn(2, 8), g.sample_noise(2)
     with torch.no_grad():
         full = g(e, n)
-        some = g(e, n, times=torch.linspace(0, 1, 32)[[0, 10, 31]])
+        some = g(e, n, times=torch.linspace(0, 1, frames)[[0, 10, frames - 1]])
         short = g(e, n, frames=7)
-    assert torch.allclose(full[:, :, [0, 10, 31]], some, atol=1e-5)
+    assert full.shape == (2, 3, frames, 64, 64)
+    assert torch.allclose(full[:, :, [0, 10, frames - 1]], some, atol=1e-5)   # a frame depends on its time only
     assert short.shape[2] == 7
+    assert (full[:, :, 1:] - full[:, :, :-1]).abs().amax() > 0                 # frames differ: it moves
     with pytest.raises(ValueError, match="cannot make"):
         g(e, n, frames=0)
+
+
+def test_sparse_discriminator_reads_frames_with_their_times():
+    cfg = DiscriminatorConfig(channels=4, video_channels=4, max_channels=16, sparse_frames=3)
+    d = Discriminator(cfg, 8, 64, 16)
+    assert d.video is None and d.temporal is d.motion
+    x, e = torch.randn(2, 3, 3, 64, 64), torch.randn(2, 8)
+    idx = d.frame_index(3, "cpu")
+    assert idx.tolist() == [0, 1, 2]                                      # the frame head sees all 3
+    a = d(x, e, idx, torch.tensor([0.0, 0.2, 0.4]))
+    b = d(x, e, idx, torch.tensor([0.0, 0.5, 1.0]))
+    assert set(a) == {"frame", "motion"} and a["motion"].shape == (2,)
+    assert torch.equal(a["frame"], b["frame"]) and not torch.allclose(a["motion"], b["motion"])  # gaps matter
+    with pytest.raises(ValueError, match="needs the times"):
+        d(x, e, idx)
+    with pytest.raises(ValueError, match="sparse_frames 20 must be between 2 and the clip length 16"):
+        Discriminator(DiscriminatorConfig(sparse_frames=20), 8, 64, 16)
 
 
 def test_seeded_noise_is_reproducible():

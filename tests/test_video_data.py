@@ -361,6 +361,10 @@ def test_real_clips_all_captions_and_dataset_id(trees):
         s = clips.start(j)
         assert indices(item["video"]) == list(range(s, s + 6))  # consecutive, fixed start
     assert clips.start(0) < clips.start(n) < clips.start(2 * n)  # repeated videos: other parts
+    strided = d.real_clips(frames=6, count=11, seed=2, stride=2)  # like training clips at stride 2
+    for j in (0, 4, 10):
+        s = strided.start(j)
+        assert indices(strided[j]["video"]) == list(range(s, s + 11, 2))
     assert torch.equal(clips[3]["video"], d.real_clips(6, 11, seed=2)[3]["video"])
     assert d.all_captions() == ["a video of playing golf", "a video of swimming", "playing golf", "swimming"]
     assert d.validation_prompts() == ["playing golf", "swimming"]

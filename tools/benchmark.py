@@ -16,7 +16,8 @@ from the videos if the folder has no index yet), in the main process and with ea
 count of DataLoader workers. `--from-strips DIR` first encodes Weizmann-style frame strips to H.264
 mp4 class folders in `--videos`; `--synthetic N` writes N synthetic H.264 videos there instead.
 
-Prints a table and optionally JSON. Numbers are wall-clock on whatever machine runs it: report it.
+Prints a table and optionally JSON. Numbers are wall-clock on whatever machine runs it: report it,
+with the machine reference figure printed first (fp32 matmul GFLOP/s at 2 threads).
 """
 from __future__ import annotations
 
@@ -42,6 +43,31 @@ def build(config: str, overrides: list[str]):
                       args=["--config", config, *overrides, "--trainer.logger", "false",
                             "--trainer.enable_checkpointing", "false", "--trainer.callbacks", "[]"])
     return cli.model, cli.datamodule
+
+
+def machine_reference(threads: int = 2, n: int = 1024, repeats: int = 7) -> float:
+    """The machine reference figure: fp32 matmul GFLOP/s (``n x n`` by ``n x n``, ``threads`` torch
+    threads, median of ``repeats`` timed runs after a warm-up). Timings from two machines compare
+    after dividing by it (machines of one kind differ by up to 1.5x)."""
+    import statistics
+
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+        for _ in range(2):
+            a @ b
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        return 2 * n ** 3 / statistics.median(times) / 1e9
+    finally:
+        torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------------------------------- data mode
@@ -197,8 +223,12 @@ def main(argv=None) -> None:
     d.add_argument("--batches", type=int, default=20)
     d.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     args = p.parse_args(argv)
+    reference = round(machine_reference(), 1)
+    print(f"machine reference: {reference} GFLOP/s (fp32 1024x1024 matmul, 2 threads; compare timings "
+          "from two machines after dividing by it)")
     if args.data_only:
         res = data_benchmark(args)
+        res["machine_reference_gflops"] = reference
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2))
         return
@@ -271,6 +301,7 @@ def main(argv=None) -> None:
         "seconds_per_batch": round(per_batch, 4), "clips_per_second_train": round(dm.hparams.batch_size / per_batch, 2),
         "seconds_per_sampled_clip": round(per_clip, 5),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
+        "machine_reference_gflops": reference,
     }
     if device.type == "cuda":
         res["peak_cuda_gib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2)

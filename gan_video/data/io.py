@@ -22,9 +22,9 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
 
 
 def from_uint8(frames: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
-    """uint8 ``[T, H, W, 3]`` (array or tensor) -> float32 ``[3, T, H, W]`` in [-1, 1]."""
+    """uint8 ``[..., T, H, W, 3]`` (array or tensor) -> float32 ``[..., 3, T, H, W]`` in [-1, 1]."""
     x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
-    return x.permute(3, 0, 1, 2).float().div(127.5).sub(1)
+    return x.movedim(-1, -4).float().div(127.5).sub(1)
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8, crf: int = 18) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import itertools
 from typing import Optional
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .io import to_uint8
 from .resumable import EpochShuffle, ResumableDataModule, data_loader
 from .shapes import (COLORS, COLORS_INDEX, DIRECTION_PHRASES, DIRECTIONS, SHAPE_WORDS, SHAPES, TEMPLATES,
-                     MovingShapes, all_pairs, canonical_prompt, caption_for, parse_holdout)
+                     MovingShapes, all_pairs, canonical_prompt, caption_for, parse_holdout, render_clip)
 
 DEFAULT_HOLDOUT = [["red", "triangle"], ["green", "square"], ["blue", "circle"]]
 REAL_CLIPS_SEED = 7_000_000  # seeds of real_clips(): a range that training (seed 0, 1, ...) never uses
@@ -82,28 +83,36 @@ class ShapesDataModule(ResumableDataModule):
                        for t in range(len(TEMPLATES)) for w in range(len(SHAPE_WORDS[s]))
                        for p in range(len(DIRECTION_PHRASES[d]))})
 
-    def real_clips(self, frames: int, count: int, seed: int = 0) -> Dataset:
-        """``count`` clips of the training distribution (held-out pairs excluded) rendered with seeds
-        of their own, as ``{"video": uint8 [T, H, W, 3], "caption": str}``."""
-        return _Uint8Clips(MovingShapes(count, self.hparams.resolution, frames, REAL_CLIPS_SEED + seed,
-                                        self.holdout))
+    def real_clips(self, frames: int, count: int, seed: int = 0, stride: int = 1) -> Dataset:
+        """``count`` clips of the training distribution (held-out pairs excluded) with seeds of their
+        own, as ``{"video": uint8 [T, H, W, 3], "caption": str}``: frames ``0, stride, ...,
+        (frames - 1) * stride`` of a training-length clip (``data.frames``), so that their motion
+        per frame is the training clips' motion."""
+        return RealShapeClips(MovingShapes(count, self.hparams.resolution, self.hparams.frames,
+                                           REAL_CLIPS_SEED + seed, self.holdout), frames, stride)
 
     def dataset_id(self) -> str:
-        """``shapes-<resolution>px-holdout-<pairs>``: what real-data statistics depend on."""
+        """``shapes-<resolution>px-<frames>f-holdout-<pairs>``: what real-data statistics depend on
+        (the clip length sets the motion per frame)."""
         pairs = "_".join(f"{c}-{s}" for c, s in sorted(parse_holdout(self.holdout))) or "none"
-        return f"shapes-{self.hparams.resolution}px-holdout-{pairs}"
+        return f"shapes-{self.hparams.resolution}px-{self.hparams.frames}f-holdout-{pairs}"
 
 
-class _Uint8Clips(Dataset):
-    """A float clip dataset's items as ``{"video": uint8 [T, H, W, 3], "caption": str}``."""
+class RealShapeClips(Dataset):
+    """Frames ``0, stride, ...`` of the clips of ``shapes`` as ``{"video": uint8 [T, H, W, 3], "caption"}``."""
 
-    def __init__(self, clips: Dataset):
-        self.clips = clips
+    def __init__(self, shapes: MovingShapes, frames: int, stride: int = 1):
+        span = (frames - 1) * stride + 1
+        if frames < 1 or stride < 1 or span > shapes.frames:
+            raise ValueError(f"{frames} frames at stride {stride} span {span} frames, more than the "
+                             f"training clips' {shapes.frames}; ask for fewer frames or a smaller stride")
+        self.shapes, self.frames, self.stride = shapes, frames, stride
+        self.times = np.arange(frames, dtype=np.float32) * stride / max(shapes.frames - 1, 1)
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.shapes)
 
     def __getitem__(self, i: int) -> dict:
-        item = self.clips[i]
-        video = torch.from_numpy(to_uint8(item["video"])).contiguous()
-        return {"video": video, "caption": item["caption"]}
+        c = self.shapes.clip(i)
+        video = torch.from_numpy(render_clip(c, self.frames, self.shapes.resolution, times=self.times))
+        return {"video": torch.from_numpy(to_uint8(video.permute(3, 0, 1, 2) * 2 - 1)), "caption": c.caption}

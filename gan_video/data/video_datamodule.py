@@ -142,10 +142,11 @@ class VideoDataModule(ResumableDataModule):
         caps = {c for e in self.entries for c in e.captions}
         return sorted(caps | set(self.validation_prompts()))
 
-    def real_clips(self, frames: int, count: int, seed: int = 0) -> RealClips:
-        """``count`` real clips of ``frames`` consecutive frames (uint8 ``[T, H, W, 3]`` at the
-        datamodule's resolution, centre crop, no flip, fixed starts) for real-data statistics."""
-        return RealClips(self.entries, self.hparams.resolution, frames, count, seed)
+    def real_clips(self, frames: int, count: int, seed: int = 0, stride: int = 1) -> RealClips:
+        """``count`` real clips of ``frames`` frames every ``stride`` frames (consecutive by default;
+        uint8 ``[T, H, W, 3]`` at the datamodule's resolution, centre crop, no flip, fixed starts)
+        for real-data statistics."""
+        return RealClips(self.entries, self.hparams.resolution, frames, count, seed, stride)
 
     def dataset_id(self) -> str:
         """``<format>-<root name>-<resolution>px-<hash of the file list>``: a stable key for caches

@@ -36,26 +36,32 @@ class FVDProtocol:
     frames: int = 16
     size: int = 224
     seed: int = 0
+    stride: int = 1      # real clips take every stride-th frame (the training stride); 1 = consecutive
 
     @property
     def name(self) -> str:
-        return f"fvd{self.num_fake}_{self.frames}f"
+        return f"fvd{self.num_fake}_{self.frames}f" + (f"_s{self.stride}" if self.stride > 1 else "")
 
     def describe(self) -> str:
-        return (f"{self.num_real} real clips of {self.frames} consecutive frames vs {self.num_fake} "
+        real = "consecutive frames" if self.stride == 1 else f"frames at stride {self.stride} (the training stride)"
+        return (f"{self.num_real} real clips of {self.frames} {real} vs {self.num_fake} "
                 f"generated clips (first {self.frames} frames; caption of real clip i, seed i), uint8, "
                 f"bilinear resize to {self.size}x{self.size}, [-1, 1], Kinetics-400 I3D logits, "
                 "Fréchet distance in float64")
 
     @classmethod
     def parse(cls, name: str, **kw) -> "FVDProtocol":
-        """``fvd2048_16f`` -> FVDProtocol(2048, 2048, 16)."""
+        """``fvd2048_16f`` -> FVDProtocol(2048, 2048, 16); ``fvd256_16f_s2``: real clips at stride 2."""
         import re
 
-        m = re.fullmatch(r"fvd(\d+)_(\d+)f", name)
+        m = re.fullmatch(r"fvd(\d+)_(\d+)f(?:_s(\d+))?", name)
         if not m:
-            raise ValueError(f"FVD protocol {name!r} is not of the form fvd<clips>_<frames>f, e.g. fvd2048_16f")
+            raise ValueError(f"FVD protocol {name!r} is not of the form fvd<clips>_<frames>f[_s<stride>], "
+                             "e.g. fvd2048_16f")
         n, t = int(m.group(1)), int(m.group(2))
+        kw.setdefault("stride", int(m.group(3) or 1))
+        if min(n, t, kw["stride"]) < 1:
+            raise ValueError(f"FVD protocol {name!r}: clips, frames and stride must be >= 1")
         return cls(num_real=kw.pop("num_real", n), num_fake=n, frames=t, **kw)
 
 
@@ -194,8 +200,11 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
 
 
 def real_stats_file(dataset_id: str, protocol: FVDProtocol, extractor_name: str) -> Path:
-    key = json.dumps({"data": dataset_id, "real": protocol.num_real, "frames": protocol.frames,
-                      "size": protocol.size, "seed": protocol.seed, "net": extractor_name}, sort_keys=True)
+    fields = {"data": dataset_id, "real": protocol.num_real, "frames": protocol.frames,
+              "size": protocol.size, "seed": protocol.seed, "net": extractor_name}
+    if protocol.stride != 1:    # (stride 1 keeps the key that caches had before strides existed)
+        fields["stride"] = protocol.stride
+    key = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return cache_dir() / "fvd" / f"real_{protocol.num_real}x{protocol.frames}f_{digest}.pt"
 
@@ -204,7 +213,7 @@ def real_clip_batches(datamodule, protocol: FVDProtocol, batch_size: int, num_wo
     """(uint8 clips, captions) batches of the datamodule's ``real_clips`` for this protocol."""
     from torch.utils.data import DataLoader
 
-    dataset = datamodule.real_clips(protocol.frames, protocol.num_real, seed=protocol.seed)
+    dataset = datamodule.real_clips(protocol.frames, protocol.num_real, seed=protocol.seed, stride=protocol.stride)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     return loader, len(loader)
 

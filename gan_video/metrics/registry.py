@@ -5,6 +5,7 @@ Names:
 
 - ``fvd<N>_<T>f``: FVD of N generated clips against N real clips of T consecutive frames (any N, T:
   ``fvd2048_16f`` is the standard, ``fvd2048_32f`` for our 32-frame clips, ``fvd256_16f`` cheaper);
+  ``fvd<N>_<T>f_s<S>``: the real clips take every S-th frame, like training clips at ``stride: S``;
 - ``clipsim``: CLIPSIM (GODIVA) of generated clips with their prompts, raw cosine;
 - ``lpips_jitter``: LPIPS between consecutive generated frames;
 - ``lpips_diversity``: mean pairwise LPIPS between seeds of one prompt (~0: mode collapse);
@@ -54,6 +55,7 @@ class EvalOptions:
     fvd_extractor: Optional[nn.Module] = None    # replaces I3D (tests, other feature networks)
     fvd_features: int = 400
     fvd_floor: bool = False                      # also real vs other real clips (the floor)
+    fvd_baselines: bool = False                  # the floor, a perfect still and shuffled frames
     clip_model: str = "ViT-B-32"
     clip_weights: Optional[str] = None
     clipsim_clips: int = 256
@@ -155,24 +157,42 @@ class FVD(StreamMetric):
         real = "from cache" if self.cached else f"{self.real_seconds:.0f} s"
         out = [Result(self.name, float(self.metric.compute()),
                       f"{self.protocol.describe()}; real side {real}", time.time() - self.t0)]
-        if ctx.options.fvd_floor:
-            out.append(self.floor(ctx))
+        if ctx.options.fvd_floor or ctx.options.fvd_baselines:
+            out += self.baselines(ctx, full=ctx.options.fvd_baselines)
         return out
 
-    def floor(self, ctx: Context) -> Result:
-        """The same real statistics against as many *other* real clips: what a perfect generator
-        would score at this count."""
+    def baselines(self, ctx: Context, full: bool) -> list[Result]:
+        """FVD of the same real statistics against as many *other* real clips: as they are (the
+        floor: what a perfect generator would score at this count) and, with ``full``, with their
+        first frame repeated (a perfect still: no motion at all) and with their frames in a random
+        order (perfect frames, broken motion). One pass over the other clips feeds all three."""
         from .fvd import FrechetVideoDistance, FVDProtocol, real_clip_batches
 
         t0, p = time.time(), self.protocol
-        floor = FrechetVideoDistance(self.metric.extractor, ctx.options.fvd_features).to(ctx.device)
-        floor.set_real_statistics(self.metric.real_statistics())
-        other = FVDProtocol(p.num_fake, p.num_fake, p.frames, p.size, seed=p.seed + 1)
+        kinds = ["real-vs-real", "still", "shuffled"] if full else ["real-vs-real"]
+        metrics = {}
+        for kind in kinds:
+            metrics[kind] = FrechetVideoDistance(self.metric.extractor, ctx.options.fvd_features).to(ctx.device)
+            metrics[kind].set_real_statistics(self.metric.real_statistics())
+        other = FVDProtocol(p.num_fake, p.num_fake, p.frames, p.size, seed=p.seed + 1, stride=p.stride)
         loader, total = real_clip_batches(ctx.datamodule, other, ctx.options.batch_size)
-        for batch in ctx.progress(loader, total, f"{p.name} floor (other real clips)"):
-            floor.update(batch["video"], real=False)
-        return Result(f"{p.name} real-vs-real", float(floor.compute()), f"floor: the same real statistics "
-                      f"vs {p.num_fake} other real clips (real_clips seed {other.seed})", time.time() - t0)
+        gen = torch.Generator().manual_seed(p.seed)
+        for batch in ctx.progress(loader, total, f"{p.name} baselines ({', '.join(kinds)})"):
+            video = batch["video"]                                    # uint8 [B, T, H, W, 3]
+            metrics["real-vs-real"].update(video, real=False)
+            if full:
+                metrics["still"].update(video[:, :1].expand_as(video).contiguous(), real=False)
+                order = torch.stack([torch.randperm(video.shape[1], generator=gen) for _ in range(len(video))])
+                shuffled = video[torch.arange(len(video))[:, None], order]
+                metrics["shuffled"].update(shuffled, real=False)
+        what = {"real-vs-real": f"floor: the same real statistics vs {p.num_fake} other real clips "
+                                f"(real_clips seed {other.seed})",
+                "still": f"the same real statistics vs those {p.num_fake} other real clips' first frame "
+                         f"repeated {p.frames} times (a perfect still image: no motion)",
+                "shuffled": f"the same real statistics vs those {p.num_fake} other real clips with their "
+                            "frames in a random order (perfect frames, broken motion)"}
+        seconds = (time.time() - t0) / len(kinds)
+        return [Result(f"{p.name} {k}", float(metrics[k].compute()), what[k], seconds) for k in kinds]
 
 
 class CLIPSim(StreamMetric):
@@ -287,7 +307,7 @@ def _all_captions(dm) -> list[str]:
 
 def build_metric(name: str):
     """The metric object for ``name`` (see the module docstring for the names)."""
-    if re.fullmatch(r"fvd\d+_\d+f", name):
+    if re.fullmatch(r"fvd\d+_\d+f(_s\d+)?", name):
         return FVD(name)
     known = {"clipsim": CLIPSim, "lpips_jitter": LPIPSJitter, "lpips_diversity": LPIPSDiversity, "align": Align}
     if name not in known:

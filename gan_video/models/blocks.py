@@ -44,16 +44,29 @@ class ConditionalNorm(nn.Module):
         return self.norm(x) * (1 + gamma.view(shape)) + beta.view(shape)
 
 
-class UpBlock2d(nn.Module):
-    """x2 nearest upsampling, 3x3 conv, conditional norm, LeakyReLU."""
+def coord_planes(batch: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """``[batch, 3, h, w]``: x and y in [-1, 1] (pixel centres) and the distance from the centre."""
+    y = (torch.arange(h, device=like.device, dtype=like.dtype) + 0.5) * (2 / h) - 1
+    x = (torch.arange(w, device=like.device, dtype=like.dtype) + 0.5) * (2 / w) - 1
+    yy, xx = y[:, None].expand(h, w), x[None, :].expand(h, w)
+    return torch.stack([xx, yy, (xx * xx + yy * yy).sqrt()])[None].expand(batch, -1, -1, -1)
 
-    def __init__(self, cin: int, cout: int, cond_dim: int):
+
+class UpBlock2d(nn.Module):
+    """x2 nearest upsampling, 3x3 conv, conditional norm, LeakyReLU. With ``coords`` the conv also
+    reads the pixel coordinates (:func:`coord_planes`; CoordConv, the coordinate inputs of DIGAN and
+    CIPS), so outlines can follow the geometry instead of the upsampling grid."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int, coords: bool = False):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.coords = coords
+        self.conv = nn.Conv2d(cin + (3 if coords else 0), cout, 3, padding=1)
         self.norm = ConditionalNorm(cout, cond_dim)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.coords:
+            x = torch.cat([x, coord_planes(x.shape[0], *x.shape[-2:], x)], dim=1)
         return F.leaky_relu(self.norm(self.conv(x), cond), 0.2)
 
 

@@ -1,12 +1,17 @@
 """Text-conditioned discriminators over clips ``[B, 3, T, H, W]``.
 
-:class:`Discriminator` holds up to two heads, each returning one logit per clip:
+:class:`Discriminator` holds up to two heads, each returning one logit per clip. On whole clips:
 
 * a **video head** (3D convolutions) over the whole clip, optionally downsampled in space and
   subsampled in time first: DVD-GAN's temporal discriminator, or at full size the 2018 paper's
   3D-conv discriminator;
 * a **frame head** (2D convolutions) over ``frame_samples`` randomly chosen full-resolution frames
   per clip: DVD-GAN's spatial discriminator.
+
+With ``sparse_frames: k`` (StyleGAN-V's sparse training, DIGAN's motion discriminator) it sees only
+``k`` frames per clip at random times, the same for real and generated clips: the frame head scores
+each of them and a **motion head** reads them stacked along the channels with their time gaps (as
+constant planes), so it judges how the clip moves between those instants at full resolution.
 
 Both see the text: by projection (Miyato & Koyama 2018) or by TFGAN's text-generated filters, which
 convolve the head's last feature map with 1x1 filters made from the sentence embedding.
@@ -41,6 +46,11 @@ class DiscriminatorConfig:
         minibatch_std: append the standard deviation across groups of ``minibatch_std`` clips as
             an extra feature before the output (StyleGAN), so D can see a batch lacking variety
             (mode collapse); 0 disables it.
+        sparse_frames: 0 shows D whole clips (frame head + video head); ``k >= 2`` makes the
+            generator draw only ``k`` frames per clip at random times in training and shows D those
+            (frame head on all ``k``, motion head on them with their time gaps; the video head and
+            ``frame_samples`` are not used). Needs a generator that draws any frame time
+            (``layered``, ``animator``).
     """
     channels: int = 16
     video_channels: int = 32
@@ -51,6 +61,7 @@ class DiscriminatorConfig:
     conditioning: Literal["projection", "filters"] = "projection"
     num_filters: int = 16
     minibatch_std: int = 4
+    sparse_frames: int = 0
 
 
 def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
@@ -97,7 +108,7 @@ class TextCondition(nn.Module):
 
 
 class FrameHead(nn.Module):
-    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int):
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int, samples: int):
         super().__init__()
         widths = channels_for(resolution, cfg.channels, cfg.max_channels)[::-1]  # large map first
         layers = [down2d(3, widths[1])]
@@ -106,7 +117,7 @@ class FrameHead(nn.Module):
         self.mbstd = cfg.minibatch_std
         extra = 1 if self.mbstd > 1 else 0
         self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
-        self.samples = cfg.frame_samples
+        self.samples = samples
 
     def features(self, video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = video.shape
@@ -141,7 +152,7 @@ class VideoHead(nn.Module):
         extra = 1 if self.mbstd > 1 else 0
         self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
 
-    def features(self, video: torch.Tensor) -> torch.Tensor:
+    def features(self, video: torch.Tensor, times: Optional[torch.Tensor] = None) -> torch.Tensor:
         video = video[:, :, :: self.stride]
         if video.shape[-1] != self.size:
             b, c, t, h, w = video.shape
@@ -154,14 +165,50 @@ class VideoHead(nn.Module):
         return self.cond(feat, text)
 
 
+class MotionHead(nn.Module):
+    """``k`` frames at times ``t_1 < ... < t_k`` stacked along the channels with ``k - 1`` constant
+    planes holding the gaps (in clip lengths), through 2D convolutions at full resolution."""
+
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int):
+        super().__init__()
+        k = cfg.sparse_frames
+        widths = channels_for(resolution, cfg.video_channels, cfg.max_channels)[::-1]
+        layers = [down2d(3 * k + k - 1, widths[1])]
+        layers += [down2d(a, b) for a, b in zip(widths[1:-1], widths[2:])]
+        self.net = nn.Sequential(*layers)
+        self.mbstd = cfg.minibatch_std
+        extra = 1 if self.mbstd > 1 else 0
+        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
+
+    def features(self, video: torch.Tensor, times: Optional[torch.Tensor] = None) -> torch.Tensor:
+        b, c, k, h, w = video.shape
+        if times is None or times.shape[0] != k:
+            raise ValueError(f"the motion head needs the times of the {k} frames it is shown")
+        gaps = (times[1:] - times[:-1]).to(video)[None, :, None, None].expand(b, k - 1, h, w)
+        x = torch.cat([video.transpose(1, 2).reshape(b, c * k, h, w), gaps], dim=1)
+        return minibatch_std(self.net(x), self.mbstd)
+
+    def score(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.cond(feat, text)
+
+
 class Discriminator(nn.Module):
-    """Frame head + video head; ``forward`` returns ``{head: logits [B]}``."""
+    """Frame head + video head (or, sparse, + motion head); ``forward`` returns ``{head: logits [B]}``."""
 
     def __init__(self, cfg: DiscriminatorConfig, text_dim: int, resolution: int, frames: int):
         super().__init__()
         check_resolution(resolution, "discriminator")
         self.cfg = cfg
-        self.frame = FrameHead(cfg, resolution, text_dim) if cfg.frame_samples > 0 else None
+        k = cfg.sparse_frames
+        if k:
+            if not 2 <= k <= frames:
+                raise ValueError(f"discriminator.sparse_frames {k} must be between 2 and the clip length "
+                                 f"{frames} (or 0 for whole clips)")
+            self.frame = FrameHead(cfg, resolution, text_dim, k)
+            self.video, self.motion = None, MotionHead(cfg, resolution, text_dim)
+            return
+        self.motion = None
+        self.frame = FrameHead(cfg, resolution, text_dim, cfg.frame_samples) if cfg.frame_samples > 0 else None
         self.video = VideoHead(cfg, resolution, frames, text_dim) if cfg.video_resolution >= 0 else None
         if self.frame is None and self.video is None:
             raise ValueError("the discriminator has no head: set discriminator.frame_samples > 0 "
@@ -170,25 +217,36 @@ class Discriminator(nn.Module):
             raise ValueError(f"discriminator.frame_samples {cfg.frame_samples} exceeds the clip "
                              f"length {frames}")
 
+    @property
+    def temporal(self) -> Optional[nn.Module]:
+        """The head that judges motion (video or motion head), if any."""
+        return self.video if self.video is not None else self.motion
+
     def frame_index(self, frames: int, device) -> Optional[torch.Tensor]:
         """Random distinct frame indices ``[K]`` for the frame head, shared by the batch (an
-        ``index_select`` is much cheaper to backpropagate than a per-clip gather)."""
+        ``index_select`` is much cheaper to backpropagate than a per-clip gather); sparse: all of
+        the ``k`` frames D is shown."""
         if self.frame is None:
             return None
+        if self.motion is not None:
+            return torch.arange(frames, device=device)
         return torch.randperm(frames)[: self.cfg.frame_samples].sort().values.to(device)
 
-    def features(self, video: torch.Tensor, index: Optional[torch.Tensor] = None) -> dict:
+    def features(self, video: torch.Tensor, index: Optional[torch.Tensor] = None,
+                 times: Optional[torch.Tensor] = None) -> dict:
+        """Each head's features; ``times`` (sparse only) are the frame times of ``video``."""
         feats = {}
         if self.frame is not None:
             if index is None:
                 index = self.frame_index(video.shape[2], video.device)
             feats["frame"] = self.frame.features(video, index)
-        if self.video is not None:
-            feats["video"] = self.video.features(video)
+        if self.temporal is not None:
+            feats["video" if self.video is not None else "motion"] = self.temporal.features(video, times)
         return feats
 
     def score(self, feats: dict, text: torch.Tensor) -> dict:
         return {name: getattr(self, name).score(f, text) for name, f in feats.items()}
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None) -> dict:
-        return self.score(self.features(video, index), text)
+    def forward(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None,
+                times: Optional[torch.Tensor] = None) -> dict:
+        return self.score(self.features(video, index, times), text)

@@ -39,9 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "CLIP weights can be found; with --real/--fake: fvd2048_16f,lpips_jitter)")
     p.add_argument("--num-clips", type=int, default=None,
                    help="clips per side for every FVD protocol (renames it: fvd256_16f)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="real FVD clips take every N-th frame, like training clips at data stride N "
+                        "(renames the protocol: fvd256_16f_s2); default: consecutive frames")
     p.add_argument("--floor", action="store_true",
                    help="also measure real vs real: FVD between the real clips and as many other real "
                         "clips (another seed), the floor a perfect generator would reach at this count")
+    p.add_argument("--baselines", action="store_true",
+                   help="the floor and, from the same real statistics, other real clips' first frame "
+                        "repeated (a perfect still) and their frames shuffled (broken motion): what an "
+                        "FVD number means on this data")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--i3d", default=None, help="I3D weights file (default: $GAN_VIDEO_I3D, cache, package)")
@@ -93,9 +100,9 @@ def datamodule_from_config(config: Optional[str], checkpoint: str, ckpt: dict, r
     return dm
 
 
-def video_folder_clips(folder: str, frames: int, limit: int):
-    """uint8 ``[T, H, W, 3]`` clips: the first ``frames`` frames of each video in ``folder`` (sorted);
-    shorter or unreadable files are skipped and counted."""
+def video_folder_clips(folder: str, frames: int, limit: int, stride: int = 1):
+    """uint8 ``[T, H, W, 3]`` clips: the first ``frames`` frames (every ``stride``-th) of each video
+    in ``folder`` (sorted); shorter or unreadable files are skipped and counted."""
     import torch
 
     from ..data.io import read_video
@@ -117,11 +124,12 @@ def video_folder_clips(folder: str, frames: int, limit: int):
             except Exception:  # noqa: BLE001 - any undecodable file is skipped and counted
                 skipped["unreadable"] = skipped.get("unreadable", 0) + 1
                 continue
-            if len(video) < frames:
-                skipped[f"shorter than {frames} frames"] = skipped.get(f"shorter than {frames} frames", 0) + 1
+            span = (frames - 1) * stride + 1
+            if len(video) < span:
+                skipped[f"shorter than {span} frames"] = skipped.get(f"shorter than {span} frames", 0) + 1
                 continue
             used += 1
-            yield torch.from_numpy(video[:frames].copy())
+            yield torch.from_numpy(video[:span:stride].copy())
 
     return clips, skipped, len(files)
 
@@ -138,8 +146,8 @@ def metric_names(args, have_model: bool) -> tuple[list[str], bool]:
     for name in names:
         if name.startswith("fvd"):
             p = FVDProtocol.parse(name)
-            if args.num_clips:
-                p = FVDProtocol(num_real=args.num_clips, num_fake=args.num_clips, frames=p.frames)
+            n = args.num_clips or p.num_fake
+            p = FVDProtocol(num_real=n, num_fake=n, frames=p.frames, stride=args.stride or p.stride)
             name = p.name
         out.append(name)
     return out, explicit
@@ -149,7 +157,7 @@ def options_from_args(args):
     from ..metrics.registry import EvalOptions
 
     return EvalOptions(batch_size=args.batch_size, progress=not args.quiet, use_cache=not args.no_cache,
-                       i3d=args.i3d, fvd_floor=args.floor, clip_model=args.clip_model,
+                       i3d=args.i3d, fvd_floor=args.floor, fvd_baselines=args.baselines, clip_model=args.clip_model,
                        clip_weights=args.clip_weights, clipsim_clips=args.clipsim_clips,
                        lpips_net=args.lpips_net, lpips_trunk=args.lpips_trunk, jitter_clips=args.jitter_clips,
                        lpips_prompts=args.lpips_prompts, lpips_seeds=args.lpips_seeds,
@@ -213,7 +221,8 @@ def evaluate_folders(args, names: list[str], device) -> dict:
         protocol = FVDProtocol.parse(name)
         metric = FrechetVideoDistance(i3d).to(device)
         for side, folder in (("real", args.real), ("fake", args.fake)):
-            clips, skipped, total = video_folder_clips(folder, protocol.frames, protocol.num_real)
+            stride = protocol.stride if side == "real" else 1      # the generated clips as they are
+            clips, skipped, total = video_folder_clips(folder, protocol.frames, protocol.num_real, stride)
             n = clips_from_iterable(metric, clips(), side == "real", args.batch_size)
             if skipped:
                 notes.append(f"{folder}: skipped {skipped} of {total} files")

@@ -97,7 +97,9 @@ class VideoClips(_Fallback):
 
 
 class RealClips(_Fallback):
-    """``count`` clips of ``frames`` consecutive frames for real-data statistics (FVD): centre crop,
+    """``count`` clips of ``frames`` frames every ``stride`` frames (consecutive at 1, the FVD
+    standard; the training stride to compare motion of the same speed) for real-data statistics
+    (FVD): centre crop,
     no flip, the first caption. Clip ``j`` is video ``j % n`` and, over the ``ceil(count / n)``
     passes, pass ``j // n`` starts in its own part of the video (so repeated videos give other
     clips); the position inside that part comes from ``(seed, j)``.
@@ -105,14 +107,18 @@ class RealClips(_Fallback):
     Items: ``{"video": uint8 [frames, resolution, resolution, 3], "caption": str}``.
     """
 
-    def __init__(self, entries: Sequence[Entry], resolution: int, frames: int, count: int, seed: int = 0):
-        self.entries = [e for e in entries if e.frames >= frames]
+    def __init__(self, entries: Sequence[Entry], resolution: int, frames: int, count: int, seed: int = 0,
+                 stride: int = 1):
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        span = (frames - 1) * stride + 1
+        self.entries = [e for e in entries if e.frames >= span]
         if not self.entries:
-            raise ValueError(f"no video has {frames} frames for real clips (longest: "
-                             f"{max((e.frames for e in entries), default=0)}); ask for fewer frames")
+            raise ValueError(f"no video has {span} frames for real clips of {frames} frames at stride {stride} "
+                             f"(longest: {max((e.frames for e in entries), default=0)}); ask for fewer frames")
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        self.resolution, self.frames, self.count = resolution, frames, count
+        self.resolution, self.frames, self.count, self.stride, self.span = resolution, frames, count, stride, span
         self.space = count
         self._init_fallback(seed)
 
@@ -124,7 +130,7 @@ class RealClips(_Fallback):
 
     def start(self, j: int) -> int:
         n, e = len(self.entries), self.entry_for(j)
-        passes, room = math.ceil(self.count / n), e.frames - self.frames
+        passes, room = math.ceil(self.count / n), e.frames - self.span
         u = float(np.random.default_rng([self.seed, j, 0xFD]).random())
         return min(room, int((j // n + u) / passes * (room + 1)))
 
@@ -132,7 +138,7 @@ class RealClips(_Fallback):
         if not 0 <= j < self.count:
             raise IndexError(j)
         e, s = self.entry_for(j), self.start(j)
-        video = fit_frames(read_frames(e, range(s, s + self.frames)), self.resolution)
+        video = fit_frames(read_frames(e, range(s, s + self.span, self.stride)), self.resolution)
         return {"video": video, "caption": e.captions[0]}
 
 

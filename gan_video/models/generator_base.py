@@ -1,0 +1,95 @@
+"""What every generator shares: its config (``model.generator`` in the YAML), the
+:class:`VideoGenerator` interface (``G(text_embedding, noise, frames=None, times=None) -> [B, 3, T, H, W]``
+in [-1, 1]), per-clip noise and Fourier time features. The generators themselves live in
+:mod:`.layered`, :mod:`.animator` and :mod:`.t2v2018`; :mod:`.generator` builds one by name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+from torch import nn
+
+from .blocks import check_resolution
+
+
+@dataclass
+class GeneratorConfig:
+    """Generator hyperparameters (``model.generator`` in the YAML).
+
+    Attributes:
+        arch: ``layered`` (default; one rigidly moving object), ``animator`` (non-rigid motion,
+            real video) or ``t2v2018`` (the 2018 paper's generator); see :mod:`.generator`.
+        z_content: size of the per-clip content noise.
+        z_motion: size of the per-clip motion noise (``layered``), of each motion anchor's noise
+            (``animator``) / video noise (``t2v2018``).
+        style_dim: width of the mapping network's output that conditions every layer.
+        base_channels: channels at full resolution; they double at each halving of the size.
+        max_channels: cap on the channel count.
+        fourier: number of Fourier time frequencies in the motion code (``layered``, ``animator``).
+        motion_anchors: ``animator`` only: motion noise vectors spread evenly over a clip and
+            interpolated in time (StyleGAN-V's motion codes): more anchors, more changes of motion.
+        flow_scale: ``animator`` only: the largest displacement of the generated flow, as a
+            fraction of the frame side.
+        motion_init: ``layered`` only: initial spread of the foreground's position and velocity
+            (in half-frames); 0 starts every clip static in the centre.
+        background_resolution: ``layered`` only: 0 draws the background layer with the conv trunk
+            at full resolution; ``k > 0`` predicts a ``k x k`` background from the content code
+            and upsamples it (1 = a uniform colour, right for the built-in shapes).
+        coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
+            distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
+        kl_weight: weight of the gist VAE's KL term (``t2v2018``).
+        recon_weight: weight of the gist VAE's reconstruction term (``t2v2018``).
+    """
+    arch: Literal["layered", "animator", "t2v2018"] = "layered"
+    z_content: int = 64
+    z_motion: int = 16
+    style_dim: int = 256
+    base_channels: int = 16
+    max_channels: int = 256
+    fourier: int = 4
+    motion_anchors: int = 4
+    flow_scale: float = 0.25
+    motion_init: float = 0.5
+    background_resolution: int = 0
+    coords: bool = False
+    kl_weight: float = 0.01
+    recon_weight: float = 1.0
+
+
+class VideoGenerator(nn.Module):
+    """Common interface: noise sampling, frame-count checks, optional auxiliary losses."""
+
+    def __init__(self, cfg: GeneratorConfig, text_dim: int, resolution: int, frames: int):
+        super().__init__()
+        check_resolution(resolution, f"generator {cfg.arch!r}")
+        self.cfg, self.text_dim, self.resolution, self.frames = cfg, text_dim, resolution, frames
+        self.check_frames(frames)
+
+    def check_frames(self, frames: int) -> None:
+        if frames < 1:
+            raise ValueError(f"generator {self.cfg.arch!r} cannot make {frames} frames; use >= 1")
+
+    def noise_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"content": (self.cfg.z_content,), "motion": (self.cfg.z_motion,)}
+
+    def sample_noise(self, batch: int, device=None, generator: Optional[torch.Generator] = None
+                     ) -> dict[str, torch.Tensor]:
+        """Per-clip noise; with a seeded ``generator`` the same seed gives the same clip."""
+        out = {}
+        for name, shape in self.noise_shapes().items():
+            out[name] = torch.randn((batch, *shape), generator=generator).to(device)
+        return out
+
+    def auxiliary_loss(self, text: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Extra generator losses that need real clips (the gist VAE); none by default."""
+        return text.new_zeros(()), {}
+
+
+def fourier_features(t: torch.Tensor, n: int) -> torch.Tensor:
+    """``[N] -> [N, 2n]`` sines and cosines of ``t`` at frequencies 1..n (periods within a clip)."""
+    freqs = torch.arange(1, n + 1, device=t.device, dtype=t.dtype) * math.pi
+    ang = t[:, None] * freqs[None]
+    return torch.cat([ang.sin(), ang.cos()], dim=1)

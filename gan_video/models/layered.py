@@ -1,0 +1,95 @@
+"""``arch: layered``: MoCoGAN's content/motion split made cheap, for scenes of one moving object.
+
+The content code (text + noise) is decoded once per clip by a 2D conditional-norm generator into a
+foreground layer (RGB and alpha) and a background layer. The motion code (content + motion noise)
+gives a continuous trajectory of affine transforms ``theta(t)`` (a pose, a velocity and a small
+Fourier residual, as in StyleGAN-V's continuous time), so any frame time ``t`` in [0, 1] is a warp
+of the foreground composited on the background. Every frame costs one ``grid_sample``, not a
+network pass, which is what lets 32x64x64 clips train on a CPU.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import UpBlock2d, channels_for, mlp
+from .generator_base import GeneratorConfig, VideoGenerator, fourier_features
+
+
+class LayeredMotionGenerator(VideoGenerator):
+    def __init__(self, cfg: GeneratorConfig, text_dim: int, resolution: int, frames: int):
+        super().__init__(cfg, text_dim, resolution, frames)
+        widths = channels_for(resolution, cfg.base_channels, cfg.max_channels)
+        self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
+        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
+        self.blocks = nn.ModuleList(UpBlock2d(a, b, cfg.style_dim, cfg.coords) for a, b in zip(widths[:-1], widths[1:]))
+        # foreground RGB (3) + alpha (1) [+ background RGB (3) when drawn at full resolution]
+        k = cfg.background_resolution
+        self.to_layers = nn.Conv2d(widths[-1], 4 if k else 7, 3, padding=1)
+        self.to_background = nn.Linear(cfg.style_dim, 3 * k * k) if k else None
+        hidden = cfg.style_dim // 2
+        self.motion = mlp([cfg.style_dim + cfg.z_motion, hidden, hidden], act_last=True)
+        self.pose = nn.Linear(hidden, 6)       # affine offset at mid-clip
+        self.velocity = nn.Linear(hidden, 6)   # affine change per clip length
+        self.residual = mlp([hidden + 2 * cfg.fourier, hidden, 6])
+        # Start near the identity for the linear part of the warp but with translations of the
+        # size real motion has (a fraction of the frame), so that from step 0 different noise puts
+        # the foreground in different places and moves it: D then only has to steer the motion.
+        translation = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+        for lin, scale in ((self.pose, cfg.motion_init), (self.velocity, cfg.motion_init), (self.residual[-1], 0.0)):
+            std = (0.01 + scale * translation / math.sqrt(hidden))[:, None]
+            with torch.no_grad():
+                lin.weight.copy_(torch.randn_like(lin.weight) * std)
+            nn.init.zeros_(lin.bias)
+
+    def layers(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Foreground ``[B, 4, H, W]`` (alpha-premultiplied RGB, alpha) and background ``[B, 3, H, W]``."""
+        x = self.const.expand(style.shape[0], -1, -1, -1)
+        for block in self.blocks:
+            x = block(x, style)
+        out = self.to_layers(x)
+        rgb, alpha = out[:, :3], torch.sigmoid(out[:, 3:4])
+        if self.to_background is None:
+            bg = out[:, 4:]
+        else:
+            k = self.cfg.background_resolution
+            bg = self.to_background(style).view(-1, 3, k, k)
+            bg = F.interpolate(bg, size=out.shape[-2:], mode="bilinear", align_corners=False) if k > 1 \
+                else bg.expand(-1, -1, *out.shape[-2:])
+        return torch.cat([torch.tanh(rgb) * alpha, alpha], dim=1), torch.tanh(bg)
+
+    def trajectory(self, style: torch.Tensor, z_motion: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Affine matrices ``[B, T, 2, 3]`` for frame times ``times`` ``[T]`` in [0, 1]."""
+        h = self.motion(torch.cat([style, z_motion], dim=1))
+        b, t = h.shape[0], times.shape[0]
+        tc = (times - 0.5).to(h)
+        theta = self.pose(h)[:, None] + tc[None, :, None] * self.velocity(h)[:, None]
+        feats = torch.cat([h[:, None].expand(b, t, -1),
+                           fourier_features(tc, self.cfg.fourier)[None].expand(b, t, -1)], dim=2)
+        theta = theta + 0.1 * self.residual(feats)
+        eye = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], device=h.device, dtype=h.dtype)
+        return (theta + eye).view(b, t, 2, 3)
+
+    def forward(self, text: torch.Tensor, noise: dict[str, torch.Tensor], frames: Optional[int] = None,
+                times: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if times is None:
+            frames = self.frames if frames is None else frames
+            self.check_frames(frames)
+            times = torch.linspace(0, 1, frames, device=text.device) if frames > 1 else \
+                torch.full((1,), 0.5, device=text.device)
+        style = self.mapping(torch.cat([text, noise["content"]], dim=1))
+        fg, bg = self.layers(style)
+        theta = self.trajectory(style, noise["motion"], times)
+        b, t = theta.shape[:2]
+        h, w = fg.shape[-2:]
+        # one sampling grid per frame, stacked along the height axis: the foreground is sampled T
+        # times without being copied T times, and the result is already laid out as [B, C, T, H, W]
+        grid = F.affine_grid(theta.reshape(b * t, 2, 3), [b * t, 4, h, w], align_corners=False)
+        moved = F.grid_sample(fg, grid.view(b, t * h, w, 2), mode="bilinear", padding_mode="zeros",
+                              align_corners=False).view(b, 4, t, h, w)
+        rgb, alpha = moved.split([3, 1], dim=1)
+        return torch.addcmul(rgb, 1 - alpha, bg[:, :, None])
