@@ -40,18 +40,28 @@ def tiny_data(**kw):
     return ShapesDataModule(**args)
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A tiny model trained for 2 steps and saved: for the sampling and loading tests."""
+def _train_tiny(tmp, frames: int) -> str:
     import pytorch_lightning as pl
 
     from gan_video.module import TextToVideoGAN
 
-    tmp = tmp_path_factory.mktemp("ckpt")
     pl.seed_everything(0)
-    model = TextToVideoGAN(**TINY)
+    model = TextToVideoGAN(**{**TINY, "frames": frames})
     trainer = tiny_trainer(tmp)
-    trainer.fit(model, datamodule=tiny_data())
+    trainer.fit(model, datamodule=tiny_data(frames=frames))
     path = os.path.join(tmp, "tiny.ckpt")
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny model trained for 2 steps and saved: for the sampling and loading tests."""
+    return _train_tiny(tmp_path_factory.mktemp("ckpt"), TINY["frames"])
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_20f(tmp_path_factory):
+    """The same with 20-frame clips: FVD's I3D needs clips of at least 9 frames, and the shapes'
+    real clips are taken from training-length clips (10 frames at stride 2 span 19)."""
+    return _train_tiny(tmp_path_factory.mktemp("ckpt20"), 20)

@@ -44,7 +44,7 @@ def test_config_typos_fail_when_read_naming_the_allowed_values(tmp_path, capsys,
 
     for arg, value, allowed in (("--model.loss", "hingee", "'hinge', 'nonsaturating'"),
                                 ("--model.mismatch", "hardest", "'shift', 'similar'"),
-                                ("--model.generator.arch", "layerd", "'layered', 't2v2018'"),
+                                ("--model.generator.arch", "layerd", "'layered', 'animator', 't2v2018'"),
                                 ("--model.text.name", "minlm", "'small', 'bag', 'minilm', 'clip'")):
         err = fails(arg, value)
         assert f"Literal[{allowed}]. Got value: {value}" in err, err[-800:]

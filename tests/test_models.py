@@ -132,3 +132,25 @@ def test_text_encoders(name):
     assert e.shape == (2, 12) and not torch.allclose(e[0], e[1])
     with pytest.raises(ValueError, match="unknown text encoder"):
         build_text_encoder(TextEncoderConfig(name="gpt9"), tok.vocab_size)
+
+
+def test_clamped_layer_alpha_has_no_border_and_reaches_0_and_1():
+    torch.manual_seed(0)
+    g = build_generator(GeneratorConfig(layer_alpha="clamp", coords=True, **SMALL_G), 8, 64, 8)
+    with torch.no_grad():
+        g.to_layers.bias[3] = 5.0                     # a solid sprite: alpha 1 wherever the window allows
+        fg, bg = g.layers(torch.randn(2, 16))
+    alpha = fg[:, 3]
+    assert alpha[:, 0].abs().max() == 0 and alpha[:, :, -1].abs().max() == 0      # the edge never shows
+    assert alpha[:, 20:44, 20:44].min() == 1                                     # solid inside
+    window = g.edge_window(64, 64, alpha)[0, 0]
+    assert window[0, 0] == 0 and window[32, 32] == 1 and 0 < window[1, 32] < 1
+
+
+def test_coordinate_planes():
+    from gan_video.models.blocks import coord_planes
+
+    c = coord_planes(2, 4, 4, torch.zeros(1))
+    assert c.shape == (2, 3, 4, 4)
+    assert torch.allclose(c[0, 0, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))   # x at pixel centres
+    assert torch.allclose(c[0, 2], (c[0, 0] ** 2 + c[0, 1] ** 2).sqrt())           # distance from the centre

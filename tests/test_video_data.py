@@ -387,7 +387,7 @@ def test_shapes_datamodule_has_the_same_methods():
     item = clips[0]
     assert item["video"].dtype == torch.uint8 and item["video"].shape == (4, 64, 64, 3)
     assert item["caption"].split()[1] != "red" or "triangle" not in item["caption"]
-    assert d.dataset_id() == "shapes-64px-holdout-blue-circle_green-square_red-triangle"
+    assert d.dataset_id() == "shapes-64px-8f-holdout-blue-circle_green-square_red-triangle"
 
 
 @pytest.mark.skipif(not WEIZMANN.is_dir(), reason=f"Weizmann strips not found at {WEIZMANN}")

@@ -38,6 +38,9 @@ class GeneratorConfig:
         background_resolution: ``layered`` only: 0 draws the background layer with the conv trunk
             at full resolution; ``k > 0`` predicts a ``k x k`` background from the content code
             and upsamples it (1 = a uniform colour, right for the built-in shapes).
+        layer_alpha: ``layered`` only: ``sigmoid`` (the alpha never reaches 0 or 1) or ``clamp``
+            (a clamped linear alpha that reaches exact 0 and 1, times a window that is 0 at the
+            layer's edge: crisp objects, and no faint rectangle moving with them).
         coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
             distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
         kl_weight: weight of the gist VAE's KL term (``t2v2018``).
@@ -54,6 +57,7 @@ class GeneratorConfig:
     flow_scale: float = 0.25
     motion_init: float = 0.5
     background_resolution: int = 0
+    layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
     coords: bool = False
     kl_weight: float = 0.01
     recon_weight: float = 1.0

@@ -52,7 +52,13 @@ class LayeredMotionGenerator(VideoGenerator):
         for block in self.blocks:
             x = block(x, style)
         out = self.to_layers(x)
-        rgb, alpha = out[:, :3], torch.sigmoid(out[:, 3:4])
+        rgb = out[:, :3]
+        if self.cfg.layer_alpha == "clamp":
+            # exact 0 (empty sprite) and 1 (solid object) are reachable, and a window that falls to
+            # 0 at the layer's edge keeps the sprite's border from ever showing when it moves
+            alpha = (out[:, 3:4] * 0.5 + 0.5).clamp(0, 1) * self.edge_window(*out.shape[-2:], out)
+        else:
+            alpha = torch.sigmoid(out[:, 3:4])
         if self.to_background is None:
             bg = out[:, 4:]
         else:
@@ -61,6 +67,14 @@ class LayeredMotionGenerator(VideoGenerator):
             bg = F.interpolate(bg, size=out.shape[-2:], mode="bilinear", align_corners=False) if k > 1 \
                 else bg.expand(-1, -1, *out.shape[-2:])
         return torch.cat([torch.tanh(rgb) * alpha, alpha], dim=1), torch.tanh(bg)
+
+    @staticmethod
+    def edge_window(h: int, w: int, like: torch.Tensor, ramp: float = 3.0) -> torch.Tensor:
+        """``[1, 1, h, w]``: 0 on the outermost pixels, rising linearly to 1 over ``ramp`` pixels."""
+        def axis(n: int) -> torch.Tensor:
+            i = torch.arange(n, device=like.device, dtype=like.dtype)
+            return (torch.minimum(i, n - 1 - i) / ramp).clamp(max=1)
+        return (axis(h)[:, None] * axis(w)[None, :])[None, None]
 
     def trajectory(self, style: torch.Tensor, z_motion: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """Affine matrices ``[B, T, 2, 3]`` for frame times ``times`` ``[T]`` in [0, 1]."""
