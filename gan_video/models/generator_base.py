@@ -76,6 +76,15 @@ class VideoGenerator(nn.Module):
         if frames < 1:
             raise ValueError(f"generator {self.cfg.arch!r} cannot make {frames} frames; use >= 1")
 
+    def frame_times(self, frames: Optional[int], device) -> torch.Tensor:
+        """Times in [0, 1] of ``frames`` evenly spaced frames (default: the configured clip length;
+        one frame is the clip's middle)."""
+        frames = self.frames if frames is None else frames
+        self.check_frames(frames)
+        if frames == 1:
+            return torch.full((1,), 0.5, device=device)
+        return torch.linspace(0, 1, frames, device=device)
+
     def noise_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"content": (self.cfg.z_content,), "motion": (self.cfg.z_motion,)}
 

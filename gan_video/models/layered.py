@@ -91,10 +91,7 @@ class LayeredMotionGenerator(VideoGenerator):
     def forward(self, text: torch.Tensor, noise: dict[str, torch.Tensor], frames: Optional[int] = None,
                 times: Optional[torch.Tensor] = None) -> torch.Tensor:
         if times is None:
-            frames = self.frames if frames is None else frames
-            self.check_frames(frames)
-            times = torch.linspace(0, 1, frames, device=text.device) if frames > 1 else \
-                torch.full((1,), 0.5, device=text.device)
+            times = self.frame_times(frames, text.device)
         style = self.mapping(torch.cat([text, noise["content"]], dim=1))
         fg, bg = self.layers(style)
         theta = self.trajectory(style, noise["motion"], times)
