@@ -87,11 +87,9 @@ class Context:
         return self.nets[key]
 
     def progress(self, iterable, total: int, desc: str):
-        if not self.options.progress or self.rank != 0:
-            return iterable
-        from tqdm.auto import tqdm
+        from .fvd import _progress
 
-        return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False)
+        return _progress(iterable, total, desc, self.options.progress and self.rank == 0)
 
     def all_sum(self, *values: float) -> list[float]:
         """Sums over DDP ranks (the values themselves on one process)."""
@@ -130,7 +128,8 @@ class FVD(StreamMetric):
         if dm is None or not hasattr(dm, "real_clips"):
             raise ValueError(f"{self.name} needs a data module with real_clips() (ShapesDataModule, "
                              "VideoDataModule) for its real side")
-        extractor = opt.fvd_extractor or ctx.net("i3d", lambda: load_i3d_features(opt.i3d))
+        extractor = opt.fvd_extractor if opt.fvd_extractor is not None else \
+            ctx.net("i3d", lambda: load_i3d_features(opt.i3d))
         self.metric = FrechetVideoDistance(extractor, opt.fvd_features).to(ctx.device)
         net_name = getattr(extractor, "name", type(extractor).__name__)
         self.cached = opt.use_cache and real_stats_file(dm.dataset_id(), self.protocol, net_name).is_file()
@@ -368,7 +367,8 @@ class Evaluator:
         to its own caption list (FVD: its real clips' captions) gets a pass of its own when another
         metric's list differs; clip ``i`` is made from caption ``i`` (cycled) with seed ``i``."""
         groups: dict[tuple, list] = {}
-        for m in stream:
+        # metrics tied to a caption list first, so the others join the first such pass
+        for m in sorted(stream, key=lambda m: not m.captions()):
             key = tuple(m.captions() or ())
             owner = next((k for k in groups if k == key or not key), key)
             groups.setdefault(owner, []).append(m)

@@ -196,6 +196,7 @@ def evaluate(args) -> dict:
 
 def evaluate_folders(args, names: list[str], device) -> dict:
     """FVD and temporal jitter between two folders of video files."""
+    from ..data.io import from_uint8
     from ..metrics.fvd import FVDProtocol, FrechetVideoDistance, clips_from_iterable, load_i3d_features
     from ..metrics.registry import Result
 
@@ -213,7 +214,7 @@ def evaluate_folders(args, names: list[str], device) -> dict:
         t0 = time.time()
         if name == "lpips_jitter":
             clips, _, _ = video_folder_clips(args.fake, 2, args.jitter_clips)
-            values = [lpips.jitter(c.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1).to(device)) for c in clips()]
+            values = [lpips.jitter(from_uint8(c)[None].to(device)) for c in clips()]
             results.append(Result("lpips_jitter", sum(values) / max(len(values), 1), f"LPIPS-{args.lpips_net} "
                                   f"between consecutive frames, mean over {len(values)} clips of {args.fake}",
                                   time.time() - t0))
