@@ -96,6 +96,35 @@ def test_sparse_discriminator_reads_frames_with_their_times():
         Discriminator(DiscriminatorConfig(sparse_frames=20), 8, 64, 16)
 
 
+def test_motion_head_at_half_size_reads_a_downsampled_clip():
+    cfg = DiscriminatorConfig(channels=4, video_channels=4, max_channels=16, sparse_frames=3, motion_resolution=32)
+    d = Discriminator(cfg, 8, 64, 16)
+    assert d.motion.size == 32
+    x, e, t = torch.randn(2, 3, 3, 64, 64), torch.randn(2, 8), torch.tensor([0.0, 0.2, 0.4])
+    small = torch.nn.functional.avg_pool2d(x.transpose(1, 2).reshape(6, 3, 64, 64), 2).view(2, 3, 3, 32, 32).transpose(1, 2)
+    full = Discriminator(DiscriminatorConfig(channels=4, video_channels=4, max_channels=16, sparse_frames=3), 8, 64, 16)
+    assert len(d.motion.net) == len(full.motion.net) - 1                      # one halving fewer
+    feat = d.motion.features(x, t)
+    assert torch.allclose(feat, d.motion.features(small, t), atol=1e-6)      # what it sees is the 32 px clip
+    for bad in (8, 48, 128):
+        with pytest.raises(ValueError, match="motion_resolution"):
+            Discriminator(DiscriminatorConfig(sparse_frames=3, motion_resolution=bad), 8, 64, 16)
+
+
+@pytest.mark.parametrize("arch", ["layered", "animator"])
+def test_two_convs_per_up_block(arch):
+    one = build_generator(GeneratorConfig(arch=arch, **SMALL_G), 8, 64, 16)
+    two = build_generator(GeneratorConfig(arch=arch, block_convs=2, **SMALL_G), 8, 64, 16)
+    n1, n2 = (sum(p.numel() for p in g.parameters()) for g in (one, two))
+    assert n2 > n1
+    assert set(one.state_dict()) < set(two.state_dict())                 # a one-conv checkpoint's keys are unchanged
+    with torch.no_grad():
+        v = two(torch.randn(2, 8), two.sample_noise(2))
+    assert v.shape == (2, 3, 16, 64, 64) and torch.isfinite(v).all() and v.std() > 0
+    with pytest.raises(ValueError, match="at least one conv"):
+        build_generator(GeneratorConfig(arch=arch, block_convs=0, **SMALL_G), 8, 64, 16)
+
+
 def test_seeded_noise_is_reproducible():
     g = build_generator(GeneratorConfig(**SMALL_G), 8, 64, 16)
     a = g.sample_noise(2, generator=torch.Generator().manual_seed(5))

@@ -39,7 +39,7 @@ class AnimatorGenerator(VideoGenerator):
         cond = cfg.style_dim + text_dim
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
         self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
-        self.trunk = nn.ModuleList(UpBlock2d(a, b, cond, cfg.coords) for a, b in zip(widths[:-2], widths[1:-1]))
+        self.trunk = nn.ModuleList(UpBlock2d(a, b, cond, cfg.coords, cfg.block_convs) for a, b in zip(widths[:-2], widths[1:-1]))
         feat = widths[-2]                               # content features at half the frame size
         hidden = cfg.style_dim // 2
         self.motion = mlp([cfg.style_dim + cfg.z_motion + 2 * cfg.fourier, hidden, hidden], act_last=True)
@@ -52,7 +52,7 @@ class AnimatorGenerator(VideoGenerator):
         nn.init.normal_(self.flow_norm.affine.weight, std=0.05)
         nn.init.normal_(self.flow_out.weight, std=0.01)
         nn.init.zeros_(self.flow_out.bias)
-        self.refine = UpBlock2d(feat, widths[-1], cond + hidden, cfg.coords)
+        self.refine = UpBlock2d(feat, widths[-1], cond + hidden, cfg.coords, cfg.block_convs)
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
     def noise_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -53,35 +53,51 @@ def coord_planes(batch: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor
 
 
 class UpBlock2d(nn.Module):
-    """x2 nearest upsampling, 3x3 conv, conditional norm, LeakyReLU. With ``coords`` the conv also
-    reads the pixel coordinates (:func:`coord_planes`; CoordConv, the coordinate inputs of DIGAN and
-    CIPS), so outlines can follow the geometry instead of the upsampling grid."""
+    """x2 nearest upsampling, then ``convs`` times (3x3 conv, conditional norm, LeakyReLU). With
+    ``coords`` the first conv also reads the pixel coordinates (:func:`coord_planes`; CoordConv, the
+    coordinate inputs of DIGAN and CIPS), so outlines can follow the geometry instead of the
+    upsampling grid. A second conv per size (StyleGAN's two per resolution) lets a block smooth the
+    blocks that nearest upsampling leaves, which one 3x3 conv alone cannot round into a circle."""
 
-    def __init__(self, cin: int, cout: int, cond_dim: int, coords: bool = False):
+    def __init__(self, cin: int, cout: int, cond_dim: int, coords: bool = False, convs: int = 1):
         super().__init__()
+        if convs < 1:
+            raise ValueError(f"an up-block needs at least one conv, got {convs}")
         self.coords = coords
         self.conv = nn.Conv2d(cin + (3 if coords else 0), cout, 3, padding=1)
         self.norm = ConditionalNorm(cout, cond_dim)
+        self.extra = nn.ModuleList(nn.Conv2d(cout, cout, 3, padding=1) for _ in range(convs - 1))
+        self.extra_norms = nn.ModuleList(ConditionalNorm(cout, cond_dim) for _ in range(convs - 1))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         if self.coords:
             x = torch.cat([x, coord_planes(x.shape[0], *x.shape[-2:], x)], dim=1)
-        return F.leaky_relu(self.norm(self.conv(x), cond), 0.2)
+        x = F.leaky_relu(self.norm(self.conv(x), cond), 0.2)
+        for conv, norm in zip(self.extra, self.extra_norms):
+            x = F.leaky_relu(norm(conv(x), cond), 0.2)
+        return x
 
 
 class UpBlock3d(nn.Module):
-    """Nearest upsampling by (2 if up_t else 1, 2, 2), 3x3x3 conv, conditional norm, LeakyReLU."""
+    """A 4x4x4 (3x4x4 when time is kept) transposed 3D conv that doubles the frame size (and the
+    length when ``up_t``), as the 2018 paper's video decoder does, then conditional norm and
+    LeakyReLU. A transposed stride-2 conv computes 8 taps per output voxel where upsampling + a 3x3x3
+    conv computes 27, which is what makes the 2018 decoder affordable on a CPU."""
 
     def __init__(self, cin: int, cout: int, cond_dim: int, up_t: bool):
         super().__init__()
-        self.conv = nn.Conv3d(cin, cout, 3, padding=1)
+        self.conv = up3d(cin, cout, up_t)
         self.norm = ConditionalNorm(cout, cond_dim, dims=3)
-        self.scale = (2.0 if up_t else 1.0, 2.0, 2.0)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=self.scale, mode="nearest")
         return F.leaky_relu(self.norm(self.conv(x), cond), 0.2)
+
+
+def up3d(cin: int, cout: int, up_t: bool) -> nn.ConvTranspose3d:
+    """A transposed 3D conv: x2 in space, x2 in time when ``up_t``."""
+    kt, st = (4, 2) if up_t else (3, 1)
+    return nn.ConvTranspose3d(cin, cout, (kt, 4, 4), (st, 2, 2), (1, 1, 1))
 
 
 def down2d(cin: int, cout: int) -> nn.Sequential:

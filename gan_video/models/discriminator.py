@@ -51,6 +51,9 @@ class DiscriminatorConfig:
             (frame head on all ``k``, motion head on them with their time gaps; the video head and
             ``frame_samples`` are not used). Needs a generator that draws any frame time
             (``layered``, ``animator``).
+        motion_resolution: sparse only: frame size the motion head sees (area-downsampled; a
+            power of two >= 16); 0 means full resolution. Half size costs a quarter as much, and
+            how things move shows at half size as well as at full size.
     """
     channels: int = 16
     video_channels: int = 32
@@ -62,6 +65,7 @@ class DiscriminatorConfig:
     num_filters: int = 16
     minibatch_std: int = 4
     sparse_frames: int = 0
+    motion_resolution: int = 0
 
 
 def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
@@ -167,12 +171,17 @@ class VideoHead(nn.Module):
 
 class MotionHead(nn.Module):
     """``k`` frames at times ``t_1 < ... < t_k`` stacked along the channels with ``k - 1`` constant
-    planes holding the gaps (in clip lengths), through 2D convolutions at full resolution."""
+    planes holding the gaps (in clip lengths), through 2D convolutions at full resolution or at
+    ``motion_resolution``."""
 
     def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int):
         super().__init__()
         k = cfg.sparse_frames
-        widths = channels_for(resolution, cfg.video_channels, cfg.max_channels)[::-1]
+        self.size = cfg.motion_resolution or resolution
+        if self.size < 16 or self.size & (self.size - 1) or self.size > resolution:
+            raise ValueError(f"discriminator.motion_resolution {cfg.motion_resolution} must be a power of "
+                             f"two between 16 and the clip size {resolution}, or 0 for full resolution")
+        widths = channels_for(self.size, cfg.video_channels, cfg.max_channels)[::-1]
         layers = [down2d(3 * k + k - 1, widths[1])]
         layers += [down2d(a, b) for a, b in zip(widths[1:-1], widths[2:])]
         self.net = nn.Sequential(*layers)
@@ -184,6 +193,10 @@ class MotionHead(nn.Module):
         b, c, k, h, w = video.shape
         if times is None or times.shape[0] != k:
             raise ValueError(f"the motion head needs the times of the {k} frames it is shown")
+        if w != self.size:
+            video = F.adaptive_avg_pool2d(video.transpose(1, 2).reshape(b * k, c, h, w), self.size)
+            video = video.view(b, k, c, self.size, self.size).transpose(1, 2)
+            h = w = self.size
         gaps = (times[1:] - times[:-1]).to(video)[None, :, None, None].expand(b, k - 1, h, w)
         x = torch.cat([video.transpose(1, 2).reshape(b, c * k, h, w), gaps], dim=1)
         return minibatch_std(self.net(x), self.mbstd)

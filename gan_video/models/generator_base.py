@@ -43,6 +43,9 @@ class GeneratorConfig:
             layer's edge: crisp objects, and no faint rectangle moving with them).
         coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
             distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
+        block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
+            outlines for a little more compute; the layered sprite is drawn once per clip, so a
+            second conv there is nearly free).
         kl_weight: weight of the gist VAE's KL term (``t2v2018``).
         recon_weight: weight of the gist VAE's reconstruction term (``t2v2018``).
     """
@@ -58,6 +61,7 @@ class GeneratorConfig:
     motion_init: float = 0.5
     background_resolution: int = 0
     layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
+    block_convs: int = 1
     coords: bool = False
     kl_weight: float = 0.01
     recon_weight: float = 1.0

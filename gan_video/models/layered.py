@@ -26,7 +26,7 @@ class LayeredMotionGenerator(VideoGenerator):
         widths = channels_for(resolution, cfg.base_channels, cfg.max_channels)
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
         self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
-        self.blocks = nn.ModuleList(UpBlock2d(a, b, cfg.style_dim, cfg.coords) for a, b in zip(widths[:-1], widths[1:]))
+        self.blocks = nn.ModuleList(UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs) for a, b in zip(widths[:-1], widths[1:]))
         # foreground RGB (3) + alpha (1) [+ background RGB (3) when drawn at full resolution]
         k = cfg.background_resolution
         self.to_layers = nn.Conv2d(widths[-1], 4 if k else 7, 3, padding=1)

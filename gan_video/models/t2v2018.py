@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import UpBlock2d, UpBlock3d, channels_for, mlp
+from .blocks import UpBlock2d, UpBlock3d, channels_for, mlp, up3d
 from .generator_base import GeneratorConfig, VideoGenerator
 
 
@@ -45,12 +45,14 @@ class T2VGenerator(VideoGenerator):
         self.filters = nn.Linear(text_dim, fc * gc * 9)
         nn.init.normal_(self.filters.weight, std=1.0 / math.sqrt(text_dim * gc * 9))
         self.noise_proj = nn.Linear(cfg.z_motion, 64 * 16)
-        # 3D decoder from [gist features, filtered features, noise] at 2 x 4 x 4
+        # 3D decoder from [gist features, filtered features, noise] at 2 x 4 x 4: transposed 3D convs
+        # (each text-conditioned), the last one straight to RGB at full size
         n_s, n_t = len(widths) - 1, int(math.log2(frames // 2))
+        up_t = [i >= n_s - n_t for i in range(n_s)]
         self.video_in = nn.Conv3d(gc + fc + 64, widths[0], 3, padding=1)
         self.video_blocks = nn.ModuleList(
-            UpBlock3d(a, b, text_dim, up_t=i >= n_s - n_t) for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
-        self.video_rgb = nn.Conv3d(widths[-1], 3, 3, padding=1)
+            UpBlock3d(a, b, text_dim, up_t=u) for a, b, u in zip(widths[:-2], widths[1:-1], up_t))
+        self.video_rgb = up3d(widths[-2], 3, up_t[-1])
 
     def check_frames(self, frames: int) -> None:
         n_s = int(math.log2(self.resolution // 4))
