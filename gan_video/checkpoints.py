@@ -84,8 +84,10 @@ def model_hparams(ckpt: dict, path: str = "the checkpoint") -> dict:
     return dict(hp)
 
 
-def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -> None:
-    """Raise :class:`CheckpointMismatchError` naming every architecture setting that differs."""
+def architecture_diffs(saved: dict, current: dict, names: tuple[str, str] = ("checkpoint", "config")) -> list[str]:
+    """Every architecture setting (:data:`ARCHITECTURE_KEYS`) in which two model hyperparameter dicts
+    differ, as ``"generator.z_content: checkpoint 64 vs config 32"`` (``names`` label the sides)."""
+    first, second = names
     diffs = []
     for key in ARCHITECTURE_KEYS:
         a, b = saved.get(key), current.get(key)
@@ -96,10 +98,16 @@ def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -
             skip = RUNTIME_TEXT_KEYS if key == "text" else ()
             a = {k: v for k, v in {**defaults, **a}.items() if k not in skip}
             b = {k: v for k, v in {**defaults, **b}.items() if k not in skip}
-            diffs += [f"{key}.{k}: checkpoint {a.get(k)!r} vs config {b.get(k)!r}"
+            diffs += [f"{key}.{k}: {first} {a.get(k)!r} vs {second} {b.get(k)!r}"
                       for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         elif a != b:
-            diffs.append(f"{key}: checkpoint {a!r} vs config {b!r}")
+            diffs.append(f"{key}: {first} {a!r} vs {second} {b!r}")
+    return diffs
+
+
+def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -> None:
+    """Raise :class:`CheckpointMismatchError` naming every architecture setting that differs."""
+    diffs = architecture_diffs(saved, current)
     if diffs:
         raise CheckpointMismatchError(
             f"{path} was trained with another model config ({'; '.join(diffs)}); resume it with the "
@@ -123,5 +131,5 @@ class SafeCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-__all__ = ["read_checkpoint", "model_hparams", "check_compatible", "SafeCheckpointIO",
+__all__ = ["read_checkpoint", "model_hparams", "check_compatible", "architecture_diffs", "SafeCheckpointIO",
            "UnsafeCheckpointError", "CheckpointMismatchError", "ARCHITECTURE_KEYS"]

@@ -9,7 +9,8 @@ PKG = Path(__file__).resolve().parent.parent / "gan_video"
 # layers, top to bottom: a module may import its own layer or any layer below it, never one above
 LAYERS = [
     ("tools", "cli"),
-    ("callbacks",),
+    ("api",),
+    ("export", "callbacks"),
     ("module", "losses", "checkpoints"),
     ("metrics",),
     ("models", "data"),

@@ -1,20 +1,22 @@
-"""Write clips for prompts from a trained checkpoint.
+"""Write clips for prompts from a trained checkpoint (or an export folder of gan-video-export).
 
     gan-video-sample --checkpoint runs/shapes/checkpoints/last.ckpt \\
         --prompt "a red circle moving left" --prompt "a blue square moving up" \\
-        --num-samples 2 --seed 0 --out samples/ [--gif]
+        --num-samples 2 --seed 0 --out samples/ [--gif] [--grid]
 
 One H.264 mp4 (yuv420p) per clip, optionally a GIF beside it, and ``OUT/manifest.jsonl`` with one
 row per clip: ``{"file", "prompt", "seed", "frames_sha1", ...}``. Clip ``j`` of prompt ``i`` uses
 seed ``seed + i * num_samples + j``: the same seed gives the same frames (``frames_sha1`` is the hash
 of the uint8 frames before encoding; the lossy H.264 file itself may differ by a level here and there).
+``--grid`` also writes a prompts x seeds contact sheet (``grid.mp4``, ``grid.png``, ``grid.json``);
+every prompt then uses seeds ``seed .. seed + num_samples - 1``, so each column shares its noise.
+The sampling and the files are :mod:`gan_video.api`'s (``load``, ``generate_clips``, ``save``,
+``save_grid``).
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import re
 import warnings
 from pathlib import Path
 
@@ -38,13 +40,10 @@ def read_prompts(args) -> list[str]:
     return prompts
 
 
-def slug(text: str, n: int = 40) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n] or "prompt"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan-video-sample", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="a .ckpt written by `gan-video fit`")
+    p.add_argument("--checkpoint", required=True,
+                   help="a .ckpt written by `gan-video fit`, or an export folder of `gan-video-export`")
     p.add_argument("--prompt", action="append", help="a caption; repeat for several")
     p.add_argument("--prompts-file", help="a text file with one prompt per line (# comments)")
     p.add_argument("--num-samples", type=int, default=1, help="clips per prompt")
@@ -53,46 +52,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="clip length (default: the model's)")
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--gif", action="store_true", help="also write a GIF per clip")
+    p.add_argument("--grid", action="store_true",
+                   help="also write a contact sheet, prompts (rows) x seeds (columns): grid.mp4 (the clips "
+                        "tiled), grid.png (its middle frame) and grid.json (the layout); every prompt then "
+                        "uses the seeds seed .. seed + num-samples - 1")
     p.add_argument("--no-ema", action="store_true", help="sample the trained generator, not its EMA")
     p.add_argument("--device", default="cpu")
     return p
 
 
 def run(args) -> list[dict]:
-    import numpy as np
-
-    from ..data.io import to_uint8, write_gif, write_mp4
-    from ..module import load_model
+    from ..api import expand_prompts, load, save, save_grid, slug
 
     prompts = read_prompts(args)
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
-    model = load_model(args.checkpoint, map_location=args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [(p, args.seed + i * args.num_samples + j, i, j)
-            for i, p in enumerate(prompts) for j in range(args.num_samples)]
+    model = load(args.checkpoint, device=args.device, ema=not args.no_ema)
+    n = args.num_samples
+    if args.grid:   # every row (prompt) uses the same seeds, so that a column compares prompts
+        clip_prompts, seeds = [p for p in prompts for _ in range(n)], [args.seed + j for _ in prompts for j in range(n)]
+    else:
+        clip_prompts, seeds = expand_prompts(prompts, n, args.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        # one clip per forward pass: a clip is then bit-identical whatever else is sampled with it
-        # (batched convolutions may round differently), and the generator is cheap at batch 1
-        video = model.generate([j[0] for j in jobs], [j[1] for j in jobs], ema=not args.no_ema,
-                               frames=args.frames, batch_size=1)
-    rows = []
-    for (prompt, seed, i, j), clip in zip(jobs, to_uint8(video)):
-        name = f"{i:03d}_{slug(prompt)}_s{seed}"
-        write_mp4(out / f"{name}.mp4", clip, fps=args.fps)
-        # the exact same-seed check is on the frames; the mp4 bytes are not reproducible (see io.write_mp4)
-        row = {"file": f"{name}.mp4", "prompt": prompt, "seed": seed,
-               "frames": int(clip.shape[0]), "height": int(clip.shape[1]), "width": int(clip.shape[2]),
-               "frames_sha1": hashlib.sha1(np.ascontiguousarray(clip).tobytes()).hexdigest()}
-        if args.gif:
-            write_gif(out / f"{name}.gif", clip, fps=args.fps)
-            row["gif"] = f"{name}.gif"
-        rows.append(row)
-    with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+        # one clip per forward pass (batch_size=1): a clip is then bit-identical whatever else is
+        # sampled with it (batched convolutions may round differently), and the generator is cheap at batch 1
+        clips = model.generate_clips(clip_prompts, seeds, frames=args.frames, batch_size=1)
+    names = [f"{k // n:03d}_{slug(p)}_s{s}" for k, (p, s) in enumerate(zip(clip_prompts, seeds))]
+    rows = save(clips, args.out, clip_prompts, seeds, formats=("mp4", "gif") if args.gif else ("mp4",),
+                fps=args.fps, names=names)
+    if args.grid:
+        files = save_grid(clips, args.out, rows=len(prompts), cols=n, fps=args.fps)
+        layout = {**files, "rows": prompts, "columns": [args.seed + j for j in range(n)]}
+        (Path(args.out) / "grid.json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
     return rows
 
 
@@ -100,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     with one_line_errors("gan-video-sample"):
         rows = run(args)
-    print(f"wrote {len(rows)} clips and manifest.jsonl to {Path(args.out).resolve()}")
+    extra = " and grid.mp4/grid.png" if args.grid else ""
+    print(f"wrote {len(rows)} clips, manifest.jsonl{extra} to {Path(args.out).resolve()}")
 
 
 if __name__ == "__main__":
