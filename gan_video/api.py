@@ -33,7 +33,7 @@ from torch import nn
 
 from .data.io import to_uint8, write_gif, write_mp4
 from .models.generator import VideoGenerator
-from .models.text import Tokenizer, check_prompts
+from .models.text import Tokenizer, check_prompts, embed_captions
 
 PathLike = Union[str, os.PathLike]
 FORMATS = ("mp4", "gif", "png")
@@ -70,6 +70,12 @@ def expand_prompts(prompts: Union[str, Sequence[str]], num_samples: int = 1, see
         raise ValueError(f"num_samples must be >= 1, got {num_samples}; ask for at least one clip per prompt")
     per_clip = [p for p in prompts for _ in range(num_samples)]
     return per_clip, [seed + k for k in range(len(per_clip))]
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
+    """Linear interpolation, exactly ``a`` at ``w = 0`` and ``b`` at ``w = 1`` (the walks' ends are
+    then the plain clips, bit for bit)."""
+    return a if w == 0 else b if w == 1 else torch.lerp(a, b, w)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
@@ -136,10 +142,7 @@ class VideoModel:
     def embed(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
         """Sentence embeddings ``[N, text.out_dim]`` of ``prompts`` on the model's device (one
         encoder pass for all of them)."""
-        prompts = _prompt_list(prompts)
-        if getattr(self.text_encoder, "reads_captions", False):
-            return self.text_encoder(prompts)
-        return self.text_encoder(self.tokenizer(prompts).to(self.device))
+        return embed_captions(self.text_encoder, self.tokenizer, _prompt_list(prompts), self.device)
 
     def noise(self, seed: int, content_seed: Optional[int] = None, motion_seed: Optional[int] = None,
               truncation: float = 1.0) -> dict[str, torch.Tensor]:
@@ -157,7 +160,7 @@ class VideoModel:
         for part in self.generator.noise_shapes():
             s = _int(wanted.get(part) if wanted.get(part) is not None else seed, f"{part} seed")
             if s not in drawn:
-                drawn[s] = self.generator.sample_noise(1, generator=torch.Generator().manual_seed(s))
+                drawn[s] = self.generator.seeded_noise([s])
             out[part] = drawn[s][part] if truncation == 1.0 else drawn[s][part] * truncation
         return out
 
@@ -246,7 +249,7 @@ class VideoModel:
         the first clip is ``generate(prompt_a, seed=seed)``, the last ``generate(prompt_b, seed=seed)``."""
         ea, eb = self.embed([prompt_a]), self.embed([prompt_b])
         noise = self.noise(seed, truncation=truncation)
-        return np.concatenate([self.decode(ea if w == 0 else eb if w == 1 else torch.lerp(ea, eb, w), noise, frames)
+        return np.concatenate([self.decode(lerp(ea, eb, w), noise, frames)
                                for w in self._weights(steps)])
 
     def interpolate_seeds(self, prompt: str, seed_a: int, seed_b: int, steps: int = 8, *,
@@ -265,7 +268,7 @@ class VideoModel:
             raise ValueError(f"parts must name some of the noise parts {list(known)}, got {list(parts)}")
         na, nb = self.noise(seed_a, truncation=truncation), self.noise(seed_b, truncation=truncation)
         e = self.embed([prompt])
-        mix = slerp if method == "slerp" else (lambda a, b, w: a if w == 0 else b if w == 1 else torch.lerp(a, b, w))
+        mix = slerp if method == "slerp" else lerp
         return np.concatenate([self.decode(e, {k: mix(na[k], nb[k], w) if k in parts else na[k] for k in na}, frames)
                                for w in self._weights(steps)])
 

@@ -36,7 +36,7 @@ from torch import nn
 from .cache import atomic_path, atomic_write, file_sha256
 from .checkpoints import ARCHITECTURE_KEYS, architecture_diffs, read_checkpoint
 from .models.generator import GeneratorConfig, VideoGenerator, build_generator
-from .models.text import FROZEN_TEXT_ENCODERS, TextEncoderConfig, Tokenizer, build_text_encoder
+from .models.text import TextEncoderConfig, Tokenizer, build_text_encoder, tokenizer_for
 from .weights_text import ENV_CLIP, ENV_MINILM, MINILM_REQUIREMENT
 
 FORMAT = "gan_video.export"
@@ -119,7 +119,7 @@ def build_networks(hparams: dict) -> tuple[VideoGenerator, nn.Module, Tokenizer]
     and its tokenizer, as :class:`~gan_video.module.TextToVideoGAN` builds ``G`` and ``text_g``."""
     g_cfg = config_from(hparams.get("generator"), GeneratorConfig, "model.generator")
     t_cfg = config_from(hparams.get("text"), TextEncoderConfig, "model.text")
-    tokenizer = Tokenizer(t_cfg.context_length, warn_truncation=t_cfg.name not in FROZEN_TEXT_ENCODERS)
+    tokenizer = tokenizer_for(t_cfg)
     text = build_text_encoder(t_cfg, tokenizer.vocab_size)
     gen = build_generator(g_cfg, t_cfg.out_dim, int(hparams["resolution"]), int(hparams["frames"]))
     return gen, text, tokenizer

@@ -25,7 +25,7 @@ from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compa
 from .losses import GANLoss, LossKind, MismatchKind
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
-from .models.text import FROZEN_TEXT_ENCODERS, TextEncoderConfig, Tokenizer, build_text_encoder
+from .models.text import TextEncoderConfig, build_text_encoder, embed_captions, tokenizer_for
 
 
 def _as_config(value, cls):
@@ -105,8 +105,7 @@ class TextToVideoGAN(pl.LightningModule):
             "reverse_negatives": reverse_negatives, "share_text": share_text})
         self.automatic_optimization = False
         # with a frozen pretrained encoder the token ids only serve caption comparisons (`similar`)
-        self.tokenizer = Tokenizer(t_cfg.context_length,
-                                   warn_truncation=t_cfg.name not in FROZEN_TEXT_ENCODERS)
+        self.tokenizer = tokenizer_for(t_cfg)
         self.text_d = build_text_encoder(t_cfg, self.tokenizer.vocab_size)
         # with share_text, text_g is the same module as text_d (registered once, trained by D only)
         self.text_g = self.text_d if share_text else build_text_encoder(t_cfg, self.tokenizer.vocab_size)
@@ -125,11 +124,7 @@ class TextToVideoGAN(pl.LightningModule):
         (``reads_captions``) reads the strings (cached backbone embeddings + its trainable head); a
         token encoder reads the tokenizer's ids (``tokens`` when the caller has them already).
         Empty captions raise :class:`~gan_video.models.text.PromptError` either way."""
-        if getattr(encoder, "reads_captions", False):
-            return encoder(list(captions))
-        if tokens is None:
-            tokens = self.tokenizer(list(captions))
-        return encoder(tokens.to(self.device))
+        return embed_captions(encoder, self.tokenizer, captions, self.device, tokens)
 
     def frozen_text_encoders(self) -> list[torch.nn.Module]:
         """The encoders with a frozen pretrained backbone, one per distinct backbone."""
@@ -173,9 +168,7 @@ class TextToVideoGAN(pl.LightningModule):
         for i in range(0, len(prompts), batch_size):
             chunk = list(prompts[i:i + batch_size])
             e = self.embed_text(text_enc, chunk)
-            noise = [gen.sample_noise(1, generator=torch.Generator().manual_seed(int(s)))
-                     for s in seeds[i:i + batch_size]]
-            noise = {k: torch.cat([n[k] for n in noise]).to(self.device) for k in noise[0]}
+            noise = gen.seeded_noise(seeds[i:i + batch_size], self.device)
             out.append(gen(e, noise, frames=frames))
         return torch.cat(out)
 

@@ -84,6 +84,16 @@ def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
     return torch.cat([feat, y], dim=1)
 
 
+def resize_frames(video: torch.Tensor, size: int) -> torch.Tensor:
+    """``[B, C, T, H, W]`` with every frame area-downsampled to ``size x size`` (as is when it is
+    that size already)."""
+    b, c, t, h, w = video.shape
+    if (h, w) == (size, size):
+        return video
+    x = F.adaptive_avg_pool2d(video.transpose(1, 2).reshape(b * t, c, h, w), size)
+    return x.view(b, t, c, size, size).transpose(1, 2)
+
+
 class TextCondition(nn.Module):
     """Turns pooled/unpooled features and a sentence embedding into a logit."""
 
@@ -157,13 +167,7 @@ class VideoHead(nn.Module):
         self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
 
     def features(self, video: torch.Tensor, times: Optional[torch.Tensor] = None) -> torch.Tensor:
-        video = video[:, :, :: self.stride]
-        if video.shape[-1] != self.size:
-            b, c, t, h, w = video.shape
-            x = video.transpose(1, 2).reshape(b * t, c, h, w)
-            x = F.adaptive_avg_pool2d(x, self.size)
-            video = x.view(b, t, c, self.size, self.size).transpose(1, 2)
-        return minibatch_std(self.net(video), self.mbstd)
+        return minibatch_std(self.net(resize_frames(video[:, :, :: self.stride], self.size)), self.mbstd)
 
     def score(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return self.cond(feat, text)
@@ -190,13 +194,11 @@ class MotionHead(nn.Module):
         self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
 
     def features(self, video: torch.Tensor, times: Optional[torch.Tensor] = None) -> torch.Tensor:
-        b, c, k, h, w = video.shape
+        k = video.shape[2]
         if times is None or times.shape[0] != k:
             raise ValueError(f"the motion head needs the times of the {k} frames it is shown")
-        if w != self.size:
-            video = F.adaptive_avg_pool2d(video.transpose(1, 2).reshape(b * k, c, h, w), self.size)
-            video = video.view(b, k, c, self.size, self.size).transpose(1, 2)
-            h = w = self.size
+        video = resize_frames(video, self.size)
+        b, c, _, h, w = video.shape
         gaps = (times[1:] - times[:-1]).to(video)[None, :, None, None].expand(b, k - 1, h, w)
         x = torch.cat([video.transpose(1, 2).reshape(b, c * k, h, w), gaps], dim=1)
         return minibatch_std(self.net(x), self.mbstd)

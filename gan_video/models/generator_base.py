@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 import torch
 from torch import nn
@@ -99,6 +99,12 @@ class VideoGenerator(nn.Module):
         for name, shape in self.noise_shapes().items():
             out[name] = torch.randn((batch, *shape), generator=generator).to(device)
         return out
+
+    def seeded_noise(self, seeds: Sequence[int], device=None) -> dict[str, torch.Tensor]:
+        """The noise of one clip per seed, stacked: clip ``i``'s noise comes from its own generator
+        seeded with ``seeds[i]``, so it does not depend on the other clips of the batch."""
+        noise = [self.sample_noise(1, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        return {k: torch.cat([n[k] for n in noise]).to(device) for k in noise[0]}
 
     def auxiliary_loss(self, text: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Extra generator losses that need real clips (the gist VAE); none by default."""

@@ -103,6 +103,25 @@ TEXT_ENCODERS: dict[str, Callable[[TextEncoderConfig, int], nn.Module]] = {
 }
 
 
+def tokenizer_for(cfg: TextEncoderConfig) -> Tokenizer:
+    """The tokenizer a text config reads with. Beside a frozen pretrained encoder (which reads the
+    full caption) the ids only feed caption comparisons, so truncating them is not worth a warning."""
+    return Tokenizer(cfg.context_length, warn_truncation=cfg.name not in FROZEN_TEXT_ENCODERS)
+
+
+def embed_captions(encoder: nn.Module, tokenizer: Tokenizer, captions: Sequence[str], device=None,
+                   tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Sentence embeddings ``[B, out_dim]`` of ``captions`` by ``encoder``, whichever kind it is: a
+    frozen pretrained encoder (``reads_captions``) reads the strings; a token encoder reads the
+    tokenizer's ids (``tokens`` when the caller has them already), moved to ``device``. Empty
+    captions raise :class:`PromptError` either way."""
+    if getattr(encoder, "reads_captions", False):
+        return encoder(list(captions))
+    if tokens is None:
+        tokens = tokenizer(list(captions))
+    return encoder(tokens.to(device))
+
+
 def build_text_encoder(cfg: TextEncoderConfig, vocab_size: int) -> nn.Module:
     """The encoder ``cfg.name`` names; ``vocab_size`` sizes the token encoders' embedding table."""
     if cfg.name not in TEXT_ENCODERS:
@@ -111,4 +130,5 @@ def build_text_encoder(cfg: TextEncoderConfig, vocab_size: int) -> nn.Module:
 
 
 __all__ = ["FROZEN_TEXT_ENCODERS", "RUNTIME_TEXT_KEYS", "PromptError", "TextEncoderConfig", "Tokenizer",
-           "SmallTextEncoder", "TEXT_ENCODERS", "build_text_encoder", "check_prompts"]
+           "SmallTextEncoder", "TEXT_ENCODERS", "build_text_encoder", "check_prompts", "embed_captions",
+           "tokenizer_for"]
