@@ -19,24 +19,19 @@ between two seeds' noise. :func:`save` writes mp4 / GIF / PNG files and a ``mani
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import operator
 import os
-import re
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data.io import to_uint8, write_gif, write_mp4
+from .data.io import to_uint8
 from .models.generator import VideoGenerator
 from .models.text import Tokenizer, check_prompts, embed_captions
+from .output import int_arg, frame_strip, save, save_grid, slug, tile
 
 PathLike = Union[str, os.PathLike]
-FORMATS = ("mp4", "gif", "png")
 NOISE_PARTS = ("content", "motion")
 
 
@@ -50,22 +45,13 @@ def _prompt_list(prompts: Union[str, Sequence[str]]) -> list[str]:
     return prompts
 
 
-def _int(value, what: str) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{what} must be an integer, got {value!r}") from None
-
-
 def expand_prompts(prompts: Union[str, Sequence[str]], num_samples: int = 1, seed: int = 0
                    ) -> tuple[list[str], list[int]]:
     """The clips ``generate(prompts, num_samples, seed)`` makes, as per-clip lists ``(prompts,
     seeds)``: clip ``k = i * num_samples + j`` is sample ``j`` of prompt ``i`` and uses seed
     ``seed + k`` (what :func:`save` wants, one entry per clip)."""
     prompts = _prompt_list(prompts)
-    num_samples, seed = _int(num_samples, "num_samples"), _int(seed, "seed")
+    num_samples, seed = int_arg(num_samples, "num_samples"), int_arg(seed, "seed")
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}; ask for at least one clip per prompt")
     per_clip = [p for p in prompts for _ in range(num_samples)]
@@ -158,7 +144,7 @@ class VideoModel:
         drawn: dict[int, dict[str, torch.Tensor]] = {}
         out = {}
         for part in self.generator.noise_shapes():
-            s = _int(wanted.get(part) if wanted.get(part) is not None else seed, f"{part} seed")
+            s = int_arg(wanted.get(part) if wanted.get(part) is not None else seed, f"{part} seed")
             if s not in drawn:
                 drawn[s] = self.generator.seeded_noise([s])
             out[part] = drawn[s][part] if truncation == 1.0 else drawn[s][part] * truncation
@@ -172,7 +158,7 @@ class VideoModel:
         model's); a generator that cannot make it (``t2v2018`` makes its trained length only) raises
         ValueError."""
         if frames is not None:
-            frames = _int(frames, "frames")
+            frames = int_arg(frames, "frames")
             if frames < 1:
                 raise ValueError(f"frames must be >= 1, got {frames}; leave it None for the model's {self.frames}")
         device = self.device
@@ -194,10 +180,10 @@ class VideoModel:
         the same prompt and seed generated alone; larger batches are faster on a GPU but may round
         differently (batched convolutions), so clips then agree only to within a level or so."""
         prompts = _prompt_list(prompts)
-        seeds = [_int(s, "seed") for s in seeds]
+        seeds = [int_arg(s, "seed") for s in seeds]
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
-        batch_size = _int(batch_size, "batch_size")
+        batch_size = int_arg(batch_size, "batch_size")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         out = []
@@ -237,7 +223,7 @@ class VideoModel:
 
     @staticmethod
     def _weights(steps: int) -> list[float]:
-        steps = _int(steps, "steps")
+        steps = int_arg(steps, "steps")
         if steps < 2:
             raise ValueError(f"steps must be >= 2 (the two ends included), got {steps}")
         return [i / (steps - 1) for i in range(steps)]
@@ -301,132 +287,6 @@ def load(path: PathLike, device: Union[str, torch.device] = "cpu", ema: bool = T
     gan = load_model(path, map_location=device)
     gen, text = (gan.G_ema, gan.text_g_ema) if ema else (gan.G, gan.text_g)
     return VideoModel(gen, text, gan.tokenizer, dict(gan.hparams), os.fspath(path))
-
-
-# ------------------------------------------------------------------------------------------- writing
-def slug(text: str, n: int = 40) -> str:
-    """A file-name-safe form of a prompt (lower case, dashes, at most ``n`` characters)."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n] or "prompt"
-
-
-def _clip_array(clips) -> np.ndarray:
-    if isinstance(clips, torch.Tensor):
-        raise ValueError("clips must be a uint8 numpy array [N, T, H, W, 3] (what VideoModel.generate "
-                         "returns); convert float [-1, 1] tensors [N, 3, T, H, W] with gan_video.data.io.to_uint8")
-    clips = np.asarray(clips)
-    if clips.ndim == 4:
-        clips = clips[None]
-    if clips.ndim != 5 or clips.shape[-1] != 3 or clips.dtype != np.uint8 or clips.shape[0] == 0:
-        raise ValueError(f"clips must be uint8 [N, T, H, W, 3] with N >= 1 (what VideoModel.generate "
-                         f"returns), got {clips.dtype} {list(clips.shape)}")
-    return clips
-
-
-def frame_strip(clip: np.ndarray, count: int = 8) -> np.ndarray:
-    """``count`` evenly spaced frames of a uint8 clip ``[T, H, W, 3]`` side by side (first and last
-    included; ``count=1``: the first frame)."""
-    t = clip.shape[0]
-    idx = sorted({round(i * (t - 1) / max(count - 1, 1)) for i in range(min(count, t))})
-    return np.concatenate([clip[i] for i in idx], axis=1)
-
-
-def save(clips: np.ndarray, out_dir: PathLike, prompts: Optional[Sequence[str]] = None,
-         seeds: Optional[Sequence[int]] = None, formats: Sequence[str] = ("mp4", "gif"), fps: int = 8, *,
-         names: Optional[Sequence[str]] = None, png_frames: int = 8,
-         manifest: Optional[str] = "manifest.jsonl") -> list[dict]:
-    """Write every clip of ``clips`` (uint8 ``[N, T, H, W, 3]``) to ``out_dir`` in ``formats`` and a
-    ``manifest.jsonl`` (replaced) with one JSON row per clip; returns the rows.
-
-    Args:
-        prompts, seeds: one per clip (:func:`expand_prompts` gives them for ``generate``'s
-            arguments); recorded in the manifest (null when not given) and in the default names.
-        formats: any of ``mp4`` (H.264, yuv420p: plays in browsers; needs even sizes), ``gif``
-            (looping) and ``png`` (a strip of ``png_frames`` evenly spaced frames; 1: the first frame).
-        fps: frames per second of the mp4 and GIF.
-        names: file names without extension, one per clip; default ``{k:03d}_{prompt}_s{seed}``.
-        manifest: the manifest's file name, or None for none.
-
-    A row is ``{"file", "prompt", "seed", "frames", "height", "width", "frames_sha1"}`` plus one key
-    per other format (``"gif"``, ``"png"``): ``file`` is the first format's file; ``frames_sha1``
-    hashes the uint8 frames (the lossy mp4's bytes are not reproducible, the frames are)."""
-    clips = _clip_array(clips)
-    n = clips.shape[0]
-    formats = list(dict.fromkeys([formats] if isinstance(formats, str) else formats))
-    if not formats or set(formats) - set(FORMATS):
-        raise ValueError(f"formats must be some of {list(FORMATS)}, got {formats}")
-    if _int(fps, "fps") < 1 or _int(png_frames, "png_frames") < 1:
-        raise ValueError(f"fps and png_frames must be >= 1, got fps={fps}, png_frames={png_frames}")
-    for what, values in (("prompts", prompts), ("seeds", seeds), ("names", names)):
-        if values is not None and len(values) != n:
-            raise ValueError(f"{len(values)} {what} for {n} clips; give one per clip (expand_prompts() "
-                             "lists them for generate's arguments)")
-    prompts = list(prompts) if prompts is not None else [None] * n
-    seeds = [None if s is None else _int(s, "seed") for s in seeds] if seeds is not None else [None] * n
-    if names is None:
-        names = [f"{k:03d}_{slug(p or 'clip')}" + ("" if s is None else f"_s{s}")
-                 for k, (p, s) in enumerate(zip(prompts, seeds))]
-    if len(set(names)) != n or any(not nm or os.sep in nm or nm.startswith(".") for nm in names):
-        raise ValueError("names must be distinct plain file names (no folders, not hidden), one per clip")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for clip, prompt, seed, name in zip(clips, prompts, seeds, names):
-        files = {}
-        for fmt in formats:
-            files[fmt] = f"{name}.{fmt}"
-            if fmt == "mp4":
-                write_mp4(out / files[fmt], clip, fps=fps)
-            elif fmt == "gif":
-                write_gif(out / files[fmt], clip, fps=fps)
-            else:
-                from PIL import Image
-
-                Image.fromarray(frame_strip(clip, png_frames)).save(out / files[fmt])
-        row = {"file": files[formats[0]], "prompt": prompt, "seed": seed, "frames": int(clip.shape[0]),
-               "height": int(clip.shape[1]), "width": int(clip.shape[2]),
-               "frames_sha1": hashlib.sha1(np.ascontiguousarray(clip).tobytes()).hexdigest()}
-        row.update({fmt: files[fmt] for fmt in formats[1:]})
-        rows.append(row)
-    if manifest:
-        with open(out / manifest, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-    return rows
-
-
-def tile(clips: np.ndarray, rows: int, cols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
-    """Clips ``[rows * cols, T, H, W, 3]`` (row-major: clip ``r * cols + c`` at row ``r``, column
-    ``c``) as one tiled clip ``[T, rows*H + (rows+1)*pad, cols*W + (cols+1)*pad, 3]`` with ``pad``
-    pixel borders of value ``fill``."""
-    clips = _clip_array(clips)
-    rows, cols, pad = _int(rows, "rows"), _int(cols, "cols"), _int(pad, "pad")
-    if rows < 1 or cols < 1 or rows * cols != clips.shape[0]:
-        raise ValueError(f"a {rows} x {cols} grid needs {rows * cols} clips, got {clips.shape[0]}")
-    if pad < 0:
-        raise ValueError(f"pad must be >= 0, got {pad}")
-    n, t, h, w, _ = clips.shape
-    sheet = np.full((t, rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3), fill, dtype=np.uint8)
-    for k in range(n):
-        r, c = divmod(k, cols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        sheet[:, y:y + h, x:x + w] = clips[k]
-    return sheet
-
-
-def save_grid(clips: np.ndarray, out_dir: PathLike, rows: int, cols: int, fps: int = 8, name: str = "grid",
-              pad: int = 2) -> dict:
-    """A contact sheet of ``clips`` (``rows x cols``, row-major, e.g. prompts x seeds): the tiled
-    video as ``NAME.mp4`` and its middle frame as ``NAME.png`` in ``out_dir``; returns the file names
-    ``{"mp4", "png"}``. ``pad`` must be even when the clips' sizes are (H.264 needs even sizes)."""
-    from PIL import Image
-
-    sheet = tile(clips, rows, cols, pad)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"mp4": f"{name}.mp4", "png": f"{name}.png"}
-    write_mp4(out / files["mp4"], sheet, fps=fps)
-    Image.fromarray(sheet[sheet.shape[0] // 2]).save(out / files["png"])
-    return files
 
 
 __all__ = ["VideoModel", "load", "save", "save_grid", "tile", "frame_strip", "expand_prompts", "slerp", "slug"]

@@ -127,8 +127,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:      # a kill mid-write leaves the previous file whole
             torch.save(checkpoint, tmp)
+            with open(tmp, "rb") as f:      # on disk before the rename makes it the checkpoint
+                os.fsync(f.fileno())
 
 
 __all__ = ["read_checkpoint", "model_hparams", "check_compatible", "architecture_diffs", "SafeCheckpointIO",

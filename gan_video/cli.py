@@ -1,6 +1,7 @@
 """``gan-video fit|validate|test|predict --config configs/X.yaml``: the LightningCLI entry point."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -36,6 +37,9 @@ class GanVideoCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
+    # Lightning warns that a checkpoint of a manually optimised module holds the weights after the
+    # step; that is what an exact resume needs (tests/test_kill_resume.py), so say nothing
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     with one_line_errors("gan-video"):
         # any LightningDataModule by class_path: gan_video.data.ShapesDataModule, gan_video.data.VideoDataModule
         GanVideoCLI(TextToVideoGAN, LightningDataModule, subclass_mode_data=True,

@@ -17,11 +17,13 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_warn
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compatible, model_hparams,
                           read_checkpoint)
+from .health import DataFaults, FiniteGuard, NonFiniteError, NonFiniteMode, newest_checkpoint
 from .losses import GANLoss, LossKind, MismatchKind
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
@@ -72,6 +74,10 @@ class TextToVideoGAN(pl.LightningModule):
         share_text: the generator reads the discriminator's text encoder (detached) instead of
             training its own: D learns what the words mean from real/mismatched pairs, and G gets
             that meaning from the first steps (the role a pretrained encoder plays in TFGAN).
+        on_nonfinite: what a NaN or inf in a loss, a gradient or a weight does (checked every
+            batch, see :mod:`gan_video.health`): ``stop`` the run naming the batch and the term,
+            keeping the last good checkpoint; ``rollback`` to the newest checkpoint with both
+            learning rates halved (at most 3 times, then stop); ``off``: no check.
 
     Note: Lightning counts an optimiser step for D and one for G, so ``trainer.max_steps`` and
     ``global_step`` are twice the number of batches; ``self.batches`` counts batches.
@@ -87,8 +93,9 @@ class TextToVideoGAN(pl.LightningModule):
                  lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple[float, float] = (0.0, 0.99),
                  mismatch_weight: float = 0.5, mismatch: MismatchKind = "shift", r1_gamma: float = 0.0,
                  r1_every: int = 16, ema_decay: float = 0.999, ema_start: int = 10,
-                 reverse_negatives: float = 0.0, share_text: bool = True):
+                 reverse_negatives: float = 0.0, share_text: bool = True, on_nonfinite: NonFiniteMode = "stop"):
         super().__init__()
+        self.guard, self.data_faults = FiniteGuard(on_nonfinite), DataFaults()
         self.gan_loss = GANLoss(loss, mismatch, mismatch_weight, reverse_negatives, r1_gamma, r1_every)
         g_cfg = _as_config(generator, GeneratorConfig)
         d_cfg = _as_config(discriminator, DiscriminatorConfig)
@@ -102,7 +109,7 @@ class TextToVideoGAN(pl.LightningModule):
             "resolution": resolution, "frames": frames, "loss": loss, "lr_g": lr_g, "lr_d": lr_d,
             "betas": list(betas), "mismatch_weight": mismatch_weight, "mismatch": mismatch, "r1_gamma": r1_gamma,
             "r1_every": r1_every, "ema_decay": ema_decay, "ema_start": ema_start,
-            "reverse_negatives": reverse_negatives, "share_text": share_text})
+            "reverse_negatives": reverse_negatives, "share_text": share_text, "on_nonfinite": on_nonfinite})
         self.automatic_optimization = False
         # with a frozen pretrained encoder the token ids only serve caption comparisons (`similar`)
         self.tokenizer = tokenizer_for(t_cfg)
@@ -149,6 +156,11 @@ class TextToVideoGAN(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         for enc in self.frozen_text_encoders():   # captions embedded on the fly -> disk cache
             enc.flush()
+        # clips that failed to decode, in any worker process or rank: one line per epoch
+        failures, message = self.data_faults.epoch_summary(self.trainer)
+        if message:
+            rank_zero_warn(message)
+        self.log("data/decode_failures", float(failures), rank_zero_only=True)
 
     def on_fit_end(self) -> None:
         for enc in self.frozen_text_encoders():
@@ -194,6 +206,7 @@ class TextToVideoGAN(pl.LightningModule):
         hp = self.hparams
         opt_g, opt_d = self.optimizers()
         real, captions = batch["video"], list(batch["caption"])
+        self.data_faults.update(batch)
         if real.shape[-1] != hp.resolution or real.shape[2] != hp.frames:
             raise ValueError(f"data clips are {tuple(real.shape[2:])} (T, H, W) but the model makes "
                              f"({hp.frames}, {hp.resolution}, {hp.resolution}); set data.frames and "
@@ -225,6 +238,7 @@ class TextToVideoGAN(pl.LightningModule):
         self.manual_backward(loss_d)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
+        self.guard.watch("discriminator", loss_d, logs, self._named(self.D, self.text_d))
 
         # ---- generator step
         self.toggle_optimizer(opt_g)
@@ -235,6 +249,12 @@ class TextToVideoGAN(pl.LightningModule):
         self.manual_backward(loss_g)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
+        self.guard.watch("generator", loss_g, {**g_logs, **aux_logs},
+                         self._named(self.G, *(() if self.hparams.share_text else (self.text_g,))))
+        problem = self.guard.failure(self.trainer)
+        if problem:
+            self.on_nonfinite(problem)
+            return
         self.update_ema(step)
         self.batches += 1
 
@@ -242,6 +262,45 @@ class TextToVideoGAN(pl.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True)
         self.log("loss_d", loss_d.detach(), prog_bar=True)
         self.log("loss_g", loss_g.detach(), prog_bar=True)
+
+    def _named(self, *modules: torch.nn.Module) -> list:
+        names = {id(m): n for n, m in self.named_children()}
+        return [(f"{names.get(id(m), 'module')}.{n}", p) for m in modules for n, p in m.named_parameters()]
+
+    def on_nonfinite(self, problem: str) -> None:
+        """A NaN or inf appeared in this batch (``problem`` says where): roll back to the newest
+        checkpoint with halved learning rates (``on_nonfinite: rollback``, while rollbacks are left)
+        or stop with :class:`NonFiniteError`. Nothing of this batch reaches the EMA or a checkpoint."""
+        step = self.trainer.global_step          # counts the D and the G step of this batch
+        where = f"batch {int(self.batches)} (optimizer steps {step - 1}-{step})"
+        ckpt = newest_checkpoint(self.trainer)
+        guard = self.guard
+        if guard.mode == "rollback" and ckpt and guard.rollbacks < guard.max_rollbacks:
+            guard.rollbacks += 1
+            state = read_checkpoint(ckpt)
+            missing, unexpected = self.load_state_dict(state["state_dict"], strict=False)
+            if missing or unexpected:
+                raise NonFiniteError(f"{where}: {problem}; cannot roll back: {ckpt} does not match this model")
+            lrs = []
+            for opt, saved in zip(self.trainer.optimizers, state["optimizer_states"]):
+                opt.load_state_dict(saved)
+                for group in opt.param_groups:
+                    group["lr"] *= guard.lr_factor
+                lrs.append(f"{opt.param_groups[0]['lr']:.3g}")
+            rank_zero_warn(f"{where}: {problem}; rolled back to {ckpt} (batch {int(self.batches)}) with the "
+                           f"learning rates halved (generator {lrs[0]}, discriminator {lrs[1]}); rollback "
+                           f"{guard.rollbacks} of {guard.max_rollbacks}")
+            return
+        if guard.mode == "rollback" and ckpt:
+            why = f" after {guard.rollbacks} rollbacks"
+        else:
+            why = " (no checkpoint to roll back to yet)" if guard.mode == "rollback" else ""
+        keep = (f"the last good checkpoint is {ckpt}: resume from it (--ckpt_path) with lower learning "
+                "rates (--model.lr_d, --model.lr_g) or a stronger R1 (--model.r1_gamma), or train with "
+                "--model.on_nonfinite rollback" if ckpt else
+                "no checkpoint had been written yet: lower the learning rates (--model.lr_d, --model.lr_g) "
+                "or add R1 (--model.r1_gamma) and start again")
+        raise NonFiniteError(f"training diverged at {where}: {problem}. The run stopped{why}; {keep}")
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:

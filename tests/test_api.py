@@ -142,27 +142,45 @@ def test_slerp_follows_the_sphere():
 
 # ------------------------------------------------------------------------------------------- save
 def test_save_writes_readable_files_and_a_manifest(model, tmp_path):
+    from gan_video.provenance import model_hash, read_label
+    from gan_video.watermark import detect_watermark, embed_watermark
+
     prompts, seeds = expand_prompts([A, B], 2, 4)
-    clips = model.generate([A, B], num_samples=2, seed=4)
-    rows = gan_video.save(clips, tmp_path / "s", prompts, seeds, formats=("mp4", "gif", "png"), fps=6)
+    clean = model.generate([A, B], num_samples=2, seed=4)
+    digest = model_hash(model)
+    rows = gan_video.save(clean, tmp_path / "s", prompts, seeds, formats=("mp4", "gif", "png"), fps=6,
+                          model=model)
     manifest = [json.loads(line) for line in (tmp_path / "s" / "manifest.jsonl").read_text().splitlines()]
     assert manifest == rows and [r["prompt"] for r in rows] == prompts and [r["seed"] for r in rows] == seeds
     from PIL import Image
 
-    for clip, r in zip(clips, rows):
+    for c, r, p, s in zip(clean, rows, prompts, seeds):
+        clip = embed_watermark(c, digest)                      # what save writes: the marked frames
+        assert r["watermark"] is True and r["model_hash"] == digest
         assert r["file"].endswith(".mp4") and r["frames"] == 8 and (r["height"], r["width"]) == (64, 64)
         assert r["frames_sha1"] == hashlib.sha1(clip.tobytes()).hexdigest()
-        assert psnr(read_video(tmp_path / "s" / r["file"]), clip) > 25          # lossy H.264
+        video = read_video(tmp_path / "s" / r["file"])
+        assert psnr(video, clip) > 25                                            # lossy H.264
+        assert detect_watermark(video, expected_id=digest).id_match
         with Image.open(tmp_path / "s" / r["gif"]) as gif:
             assert gif.n_frames == 8 and gif.size == (64, 64)
             assert psnr(np.asarray(gif.convert("RGB")), clip[0]) > 20           # 256-colour palette
         strip = np.asarray(Image.open(tmp_path / "s" / r["png"]).convert("RGB"))
         assert np.array_equal(strip, frame_strip(clip, 8)) and strip.shape == (64, 8 * 64, 3)
-    # PNG of the first frame only; no prompts or seeds; no manifest
-    rows = gan_video.save(clips[:1], tmp_path / "p", formats="png", png_frames=1, manifest=None)
-    assert rows[0]["prompt"] is None and rows[0]["file"] == "000_clip.png"
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "p" / rows[0]["file"]).convert("RGB")), clips[0, 0])
+        for fmt in ("file", "gif", "png"):                 # each file says what it is, who made it, from what
+            label = read_label(tmp_path / "s" / r[fmt])
+            assert label["synthetic"] is True and label["generator"] == "gan_video"
+            assert (label["prompt"], label["seed"], label["model_hash"]) == (p, s, digest)
+            assert label["watermark"]["model_id"] == digest[:4]
+    # PNG of the first frame only; no prompts, seeds, model or watermark; no manifest
+    rows = gan_video.save(clean[:1], tmp_path / "p", formats="png", png_frames=1, manifest=None, watermark=False)
+    assert rows[0]["prompt"] is None and rows[0]["file"] == "000_clip.png" and rows[0]["watermark"] is False
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "p" / rows[0]["file"]).convert("RGB")), clean[0, 0])
+    label = read_label(tmp_path / "p" / rows[0]["file"])
+    assert label["synthetic"] is True and label["model_hash"] is None and label["watermark"] is None
     assert not (tmp_path / "p" / "manifest.jsonl").exists()
+    with pytest.raises(ValueError, match="hex"):
+        gan_video.save(clean[:1], tmp_path / "q", model="not a hash")
 
 
 def test_tile_and_grid(model, tmp_path):
@@ -172,7 +190,7 @@ def test_tile_and_grid(model, tmp_path):
     assert np.array_equal(sheet[:, 2:66, 2:66], clips[0])
     assert np.array_equal(sheet[:, 68:132, 134:198], clips[5])        # row 1, column 2
     assert (sheet[:, 0] == 255).all() and (sheet[:, :, 66:68] == 255).all()
-    files = gan_video.save_grid(clips, tmp_path, rows=2, cols=3)
+    files = gan_video.save_grid(clips, tmp_path, rows=2, cols=3, watermark=False)
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(tmp_path / files["png"]).convert("RGB")), sheet[4])
@@ -191,11 +209,19 @@ def test_sample_tool_grid(tiny_checkpoint, exported, tmp_path):
     assert [r["seed"] for r in rows] == [4, 5, 4, 5]                     # each column one seed
     layout = json.loads((out / "grid.json").read_text())
     assert layout == {"mp4": "grid.mp4", "png": "grid.png", "rows": [A, B], "columns": [4, 5]}
-    clips = gan_video.load(tiny_checkpoint).generate_clips([A, A, B, B], [4, 5, 4, 5])
-    sheet = tile(clips, 2, 2)
+    from gan_video.provenance import model_hash, read_label
+    from gan_video.watermark import embed_watermark
+
+    model = gan_video.load(tiny_checkpoint)
+    clips = model.generate_clips([A, A, B, B], [4, 5, 4, 5])
+    sheet = embed_watermark(tile(clips, 2, 2), model_hash(model))     # the sheet is marked as a whole
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(out / "grid.png").convert("RGB")), sheet[4])
+    for f in ("grid.png", "grid.mp4"):
+        label = read_label(out / f)
+        assert label["model_hash"] == model_hash(model) and label["watermark"]["model_id"] == model_hash(model)[:4]
+        assert label["grid"] == {"rows": 2, "cols": 2, "prompts": [A, A, B, B], "seeds": [4, 5, 4, 5]}
     video = read_video(out / "grid.mp4")
     assert video.shape == sheet.shape and psnr(video, sheet) > 25
     # the tool reads an export folder as well, with the same frames

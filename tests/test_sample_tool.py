@@ -40,15 +40,27 @@ def test_same_seed_same_clip(tiny_checkpoint, tmp_path):
     assert a[0]["seed"] == b[1]["seed"] == 3
     assert a[0]["frames_sha1"] == b[1]["frames_sha1"]          # bit-identical generated frames
     assert a[0]["frames_sha1"] != b[0]["frames_sha1"]
-    # the hash is that of the clip the model makes for (prompt, seed), and each file holds that
-    # clip up to H.264's loss (libx264 through PyAV is not byte-reproducible, so bytes are not compared)
+    # the hash is that of the clip the model makes for (prompt, seed) with the model's watermark
+    # added, and each file holds that clip up to H.264's loss (libx264 through PyAV is not
+    # byte-reproducible, so bytes are not compared)
     import hashlib
 
+    from gan_video.api import load
     from gan_video.data.io import to_uint8
     from gan_video.module import load_model
+    from gan_video.provenance import model_hash
+    from gan_video.watermark import embed_watermark
 
-    clip = to_uint8(load_model(tiny_checkpoint).generate(["a red circle moving left"], [3], batch_size=1))[0]
+    clean = to_uint8(load_model(tiny_checkpoint).generate(["a red circle moving left"], [3], batch_size=1))[0]
+    digest = model_hash(load(tiny_checkpoint))
+    assert a[0]["watermark"] is True and a[0]["model_hash"] == digest
+    clip = embed_watermark(clean, digest)
+    assert not np.array_equal(clip, clean)
     assert hashlib.sha1(np.ascontiguousarray(clip).tobytes()).hexdigest() == a[0]["frames_sha1"]
+    c = run(["--checkpoint", tiny_checkpoint, "--prompt", "a red circle moving left", "--seed", "3",
+             "--no-watermark", "--out", str(tmp_path / "c")])
+    assert c[0]["watermark"] is False
+    assert hashlib.sha1(np.ascontiguousarray(clean).tobytes()).hexdigest() == c[0]["frames_sha1"]
     for f in (tmp_path / "a" / a[0]["file"], tmp_path / "b" / b[1]["file"]):
         err = read_video(f).astype(float) - clip
         psnr = 10 * np.log10(255.0 ** 2 / max(1e-9, (err ** 2).mean()))

@@ -440,3 +440,28 @@ def test_training_steps_on_each_kind(trees, tmp_path, kind):
     assert int(model.batches) == 1 and data.index()[0] == kind
     assert any(not torch.equal(a, b) for a, b in zip(before, model.G.parameters()))
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_decode_failures_in_worker_processes_are_summed_once_per_epoch(tmp_path):
+    """Two worker processes each meet a file that fails mid-run; the module counts the failures of
+    both in the main process and says so once at the end of the epoch (and logs the count)."""
+    import pytorch_lightning as pl
+
+    from gan_video.module import TextToVideoGAN
+
+    for name in ("a", "b", "c", "d", "e", "f"):
+        mp4(tmp_path / "v" / "waving" / f"{name}.mp4")
+    for name in ("bad1", "bad2"):                           # pass the scan, fail to decode a clip
+        bad = mp4(tmp_path / "v" / "waving" / f"{name}.mp4", faststart=True)
+        data = bad.read_bytes()
+        bad.write_bytes(data[: len(data) * 9 // 10])     # the first ~10 of 24 frames still decode
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**TINY)
+    data = dm(tmp_path / "v", resolution=64, frames=8, num_workers=2, batch_size=2, stride=2)
+    with pytest.warns(UserWarning, match=r"video data: \d+ clips from 2 files failed to decode this epoch") as rec:
+        tiny_trainer(tmp_path, max_steps=8).fit(model, datamodule=data)    # 4 batches: one epoch of 8 videos
+    summary = [str(w.message) for w in rec if "this epoch" in str(w.message)]
+    assert len(summary) == 1 and "bad1.mp4" in summary[0] and "bad2.mp4" in summary[0]
+    total = int(summary[0].split("video data: ")[1].split()[0])
+    assert total >= 2                                   # each bad file at least once (a substitute may fail too)
+    assert float(model.trainer.callback_metrics["data/decode_failures"]) == total

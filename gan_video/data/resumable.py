@@ -28,15 +28,21 @@ class EpochShuffle(Sampler[int]):
     def __len__(self) -> int:
         return self.size
 
-    def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=gen).tolist()
+    def positions(self) -> list[int]:
+        """This epoch's order (from where a resumed run stopped, the first time after a resume)."""
         start = 0
         if self.resume is not None:
             epoch, seen = self.resume
-            start = seen if epoch == self.epoch and seen < self.size else 0
             self.resume = None
-        return iter(order[start:])
+            # A resumed run may build its first iterator before Lightning calls set_epoch (it does
+            # when worker processes prefetch): the resume point names the epoch itself.
+            if epoch >= self.epoch:
+                self.epoch, start = epoch, seen
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.size, generator=gen).tolist()[start:]
+
+    def __iter__(self):
+        return iter(self.positions())
 
 
 def data_loader(dataset: Dataset, batch_size: int, sampler: Optional[EpochShuffle] = None,
@@ -76,9 +82,13 @@ class ResumableDataModule(pl.LightningDataModule):
         self._resume = dict(state)
 
     def resumed(self, sampler: EpochShuffle) -> EpochShuffle:
-        """``sampler``, starting where the checkpoint's epoch stopped (once, after a resume)."""
+        """``sampler``, starting where the checkpoint's epoch stopped (once, after a resume). A
+        checkpoint taken after the last full batch of an epoch resumes at the next epoch's start."""
         if self._resume:
-            sampler.resume = (self._resume["epoch"], self._resume["batches"] * self.hparams.batch_size)
+            epoch, seen = self._resume["epoch"], self._resume["batches"] * self.hparams.batch_size
+            if seen + self.hparams.batch_size > sampler.size:     # no full batch left (drop_last)
+                epoch, seen = epoch + 1, 0
+            sampler.resume = (epoch, seen)
             self._resume = {}
         return sampler
 

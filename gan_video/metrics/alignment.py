@@ -189,11 +189,13 @@ class TextAlignment(Metric):
 
 @torch.no_grad()
 def text_alignment(model, classifier: AttributeClassifier, holdout, per_prompt: int = 4, seed: int = 1000,
-                   batch_size: int = 32, rank: int = 0, world: int = 1) -> dict:
+                   batch_size: int = 32, rank: int = 0, world: int = 1, watermark: Optional[str] = None) -> dict:
     """The 2018 protocol for ``model`` (anything with ``generate(prompts, seeds)``, its EMA generator):
     ``per_prompt`` clips of each of the 72 canonical prompts "a {colour} {shape} moving {direction}"
     (seeds from ``seed``), judged by ``classifier``; accuracy per attribute for the seen and the
-    held-out (colour, shape) pairs. Under DDP each rank judges its share and the counts are summed."""
+    held-out (colour, shape) pairs. Under DDP each rank judges its share and the counts are summed.
+    ``watermark``: a model hash; each clip then gets the watermark of that model (as written to
+    files) before it is judged, to measure what the watermark does to the figures."""
     from ..data.shapes_datamodule import PromptSet
 
     if per_prompt < 1:
@@ -204,7 +206,19 @@ def text_alignment(model, classifier: AttributeClassifier, holdout, per_prompt: 
     for i in range(0, len(mine), batch_size):
         items = mine[i:i + batch_size]
         video = model.generate([it["caption"] for it in items], [it["seed"] for it in items], batch_size=batch_size)
+        if watermark is not None:
+            video = _watermarked(video, watermark)
         labels = {k: torch.tensor([it[k] for it in items]) for k in ATTRIBUTES}
         metric.update(video, labels, torch.tensor([it["heldout"] for it in items]))
     return {"holdout": [list(p) for p in holdout], "clips": len(prompts), "per_prompt": per_prompt,
             "accuracy": {k: round(float(v), 4) for k, v in metric.compute().items()}}
+
+
+def _watermarked(video: torch.Tensor, model_hash: str) -> torch.Tensor:
+    """Float clips [N, 3, T, H, W] in [-1, 1] as they are once written by the project: uint8 frames
+    with the watermark, back to float."""
+    from ..data.io import from_uint8, to_uint8
+    from ..watermark import embed_watermark
+
+    clips = to_uint8(video)
+    return torch.stack([from_uint8(embed_watermark(c, model_hash)) for c in clips]).to(video.device)

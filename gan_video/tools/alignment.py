@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", default=None, help="path of a cached classifier (default: cache)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--watermark", action="store_true",
+                   help="judge the clips with the model's watermark in them, as gan-video-sample writes them "
+                        "(to measure what the watermark does to the figures)")
     return p
 
 
@@ -45,15 +48,23 @@ def evaluate(args) -> dict:
     hp = model.hparams
     classifier, real_acc = load_classifier(hp.resolution, hp.frames, args.classifier)
     t0 = time.time()
-    res = text_alignment(model, classifier, holdout, args.per_prompt, args.seed, args.batch_size)
-    return {"checkpoint": args.checkpoint, **res,
+    digest = None
+    if args.watermark:
+        from ..api import load
+        from ..provenance import model_hash
+
+        digest = model_hash(load(args.checkpoint))
+    res = text_alignment(model, classifier, holdout, args.per_prompt, args.seed, args.batch_size,
+                         watermark=digest)
+    return {"checkpoint": args.checkpoint, **res, "watermark": digest,
             "classifier_accuracy_on_real": {k: round(v, 4) for k, v in real_acc.items()},
             "seconds": round(time.time() - t0, 1)}
 
 
 def format_table(r: dict) -> str:
+    marked = f"; watermarked, model {r['watermark']}" if r.get("watermark") else ""
     lines = [f"text alignment of {r['checkpoint']} ({r['clips']} clips, {r['per_prompt']} per prompt; "
-             f"held out: {', '.join(' '.join(p) for p in r['holdout'])})",
+             f"held out: {', '.join(' '.join(p) for p in r['holdout'])}{marked})",
              f"{'':10s}{'colour':>9s}{'shape':>9s}{'direction':>11s}"]
     for group in ("seen", "heldout"):
         a = r["accuracy"]

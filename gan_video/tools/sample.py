@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "tiled), grid.png (its middle frame) and grid.json (the layout); every prompt then "
                         "uses the seeds seed .. seed + num-samples - 1")
     p.add_argument("--no-ema", action="store_true", help="sample the trained generator, not its EMA")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave out the invisible watermark (gan_video.provenance) that clips get by default")
     p.add_argument("--device", default="cpu")
     return p
 
@@ -78,11 +80,16 @@ def run(args) -> list[dict]:
         # one clip per forward pass (batch_size=1): a clip is then bit-identical whatever else is
         # sampled with it (batched convolutions may round differently), and the generator is cheap at batch 1
         clips = model.generate_clips(clip_prompts, seeds, frames=args.frames, batch_size=1)
+    # every file gets a provenance label, and the frames the invisible watermark (model id from the
+    # weights' sha256) unless --no-watermark: gan-video-inspect reads both
+    from ..provenance import model_hash
+    digest, watermark = model_hash(model), not args.no_watermark
     names = [f"{k // n:03d}_{slug(p)}_s{s}" for k, (p, s) in enumerate(zip(clip_prompts, seeds))]
     rows = save(clips, args.out, clip_prompts, seeds, formats=("mp4", "gif") if args.gif else ("mp4",),
-                fps=args.fps, names=names)
-    if args.grid:
-        files = save_grid(clips, args.out, rows=len(prompts), cols=n, fps=args.fps)
+                fps=args.fps, names=names, model=digest, watermark=watermark)
+    if args.grid:   # the sheet of the clean clips, marked as a whole (tiling moves the clips' marks off its grid)
+        files = save_grid(clips, args.out, rows=len(prompts), cols=n, fps=args.fps, prompts=clip_prompts,
+                          seeds=seeds, model=digest, watermark=watermark)
         layout = {**files, "rows": prompts, "columns": [args.seed + j for j in range(n)]}
         (Path(args.out) / "grid.json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
     return rows

@@ -20,19 +20,28 @@ from .decode import fit_frames, read_frames
 from .entry import Entry, ReadError
 
 
+FAULTS_KEY = "faults"
+
+
 class _Fallback(Dataset):
     """``__getitem__`` that survives files failing to decode: warn once per file (per process),
-    count it in ``failures``, and load a substitute item drawn from ``(seed, i, attempt)``."""
+    count it in ``failures``, and load a substitute item drawn from ``(seed, i, attempt)``.
+
+    Every item also carries ``"faults"``: the paths that failed on the way to it, one per line
+    ("" when none). Worker processes keep their own ``failures``; the item is how a failure in a
+    worker reaches the main process, where the training module sums them over the workers (and
+    the ranks) into one summary per epoch."""
     retries = 8
     space = 1 << 62  # indices a substitute may take
 
     def __getitem__(self, i: int) -> dict:
-        j = i
+        j, failed = i, []
         for attempt in range(self.retries + 1):
             try:
-                return self.load(j)
+                return {**self.load(j), FAULTS_KEY: "\n".join(failed)}
             except ReadError as err:
                 path = self.entry_for(j).path
+                failed.append(path)
                 self.failures[path] += 1
                 if path not in self._warned:
                     self._warned.add(path)
@@ -57,7 +66,7 @@ class VideoClips(_Fallback):
     first caption: the same clip for every ``i`` of a video.
 
     Items: ``{"video": float32 [3, T, resolution, resolution] in [-1, 1], "caption": str,
-    "index": int (the entry), "start": int (first frame of the clip in the entry)}``.
+    "index": int (the entry), "start": int (first frame of the clip in the entry), "faults": str}``.
     """
 
     def __init__(self, entries: Sequence[Entry], resolution: int, frames: int, stride: int = 1,
@@ -104,7 +113,7 @@ class RealClips(_Fallback):
     passes, pass ``j // n`` starts in its own part of the video (so repeated videos give other
     clips); the position inside that part comes from ``(seed, j)``.
 
-    Items: ``{"video": uint8 [frames, resolution, resolution, 3], "caption": str}``.
+    Items: ``{"video": uint8 [frames, resolution, resolution, 3], "caption": str, "faults": str}``.
     """
 
     def __init__(self, entries: Sequence[Entry], resolution: int, frames: int, count: int, seed: int = 0,
@@ -163,8 +172,9 @@ class EpochIndexSampler(EpochShuffle):
     the item and ``i`` as the seed of its random choices, so each epoch samples other clips."""
 
     def __iter__(self):
+        positions = self.positions()          # may move to the resumed epoch: read the epoch after it
         base = self.epoch * self.size
-        return (base + j for j in super().__iter__())
+        return (base + j for j in positions)
 
 
 def fingerprint(entries: Iterable[Entry], root: Optional[str] = None) -> str:

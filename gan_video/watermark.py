@@ -1,0 +1,363 @@
+"""An invisible, keyed watermark in the pixels of generated clips (:mod:`gan_video.provenance` uses it).
+
+What it carries: 32 bits, a fixed 16-bit magic (``0x6776``, "gv": made by gan_video) and a 16-bit
+model id (the first 4 hex digits of the generator's sha256), each bit repeated over many cells of
+the frame (the repetition code) under a keyed +-1 chip sequence (spread spectrum).
+
+Where: three planes of the frame, each cut into square cells of a fixed pixel size, the same offset
+added to every frame of the clip (a static mark, which H.264 predicts from frame to frame instead of
+having to re-code it):
+
+- luma (Y) in 2x2-pixel cells: many cells (1024 at 64x64), but a textured scene hides the mark;
+- the two chroma planes (Cb, Cr) in 8x8-pixel cells: few cells (64 each at 64x64), but scenes have
+  little colour texture, and an 8x8 cell is one 4x4 block of yuv420p chroma, which H.264 codes as a
+  DC coefficient it keeps even at CRF 28.
+
+The key (:data:`DEFAULT_KEY` unless given) seeds which cell carries which bit and its chip sign.
+
+Detection from pixels alone: the clip's temporal mean (moving content averages out, the mark does
+not), each plane averaged per cell, then whitened (luma: minus a least-squares prediction from the
+8 neighbouring cells, fitted on the clip itself; chroma: minus the 3x3 cell mean) and weighted by
+the inverse of the local residual energy (cells on edges count less). For each plane, the magic
+bits' correlation with their chips, divided by the norm of the weighted residuals, gives a score
+``S_p``; the score is ``S = (S_Y + S_Cb + S_Cr) / sqrt(3)``.
+
+False positives: for any clip made without this key, the chips are independent of the pixels, so
+``S`` is a sum of random signs with weights of unit norm, and for such sums
+``P(S >= t) <= 3.18 * P(N(0,1) >= t)`` whatever the weights (Bentkus & Dzindzalieta, "A tight
+Gaussian bound for weighted sums of Rademacher random variables", Bernoulli 21(2), 2015; Hoeffding's
+cruder ``exp(-t^2/2)`` also holds). At the threshold 3.0 that is at most 0.43% per clip (0.13% if
+S were exactly Gaussian). A clip counts as marked when ``S >= THRESHOLD``.
+
+Embedding is informed: after adding the mark (base amplitudes 1.0 level of Y, 0.8 of Cb, 0.9 of
+Cr at 64x64, falling as 1/sqrt(area) to 0.7 of that from about 90x90 up), the clip is analysed as the
+detector would and the amplitude of each bit in each plane is raised (up to 1.5 times its base)
+until its correlation reaches a target (S_Y = 6, S_Cb = S_Cr = 3), which cancels the scene's own
+correlation with the chips and the clipping at 0 and 255. With ``simulate_codec`` (the default), the
+marked clip also goes through an H.264 round trip at CRF 28 (libx264, one thread, in memory), and
+when that copy would score under 4, the bits the codec wore down are raised the same way. Three
+passes; about 0.1 s for a 64x64 clip of 16 frames on one CPU core, 0.2-0.4 s at 128x128 or
+256x256.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+DEFAULT_KEY = "gan_video public watermark key v1"
+MAGIC = 0x6776                  # "gv"
+NBITS, NMAGIC = 32, 16
+THRESHOLD = 3.0                 # P(false positive) <= 3.18 * P(N(0,1) >= 3.0) = 0.43% per clip
+TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
+MIN_SIZE = 32                   # smaller frames have too few cells
+SIZE_FLOOR = 0.7                # base amplitudes scale down with the frame area, to 0.7 of it at most
+CODEC_CRF = 28                  # the H.264 re-encode the embedding simulates (libx264 through PyAV) ...
+CODED_SCORE = 4.0               # ... and the score under which it strengthens the bits the codec wore down
+ITERATIONS = 3                  # informed-embedding passes
+MAX_BOOST = 1.5                 # a bit's amplitude may grow to 1.5 times the base, never shrink
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float64)
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One carrier plane: ``row`` maps RGB to the plane, ``direction`` is the RGB change of +1 in it."""
+    name: str
+    cell: int                   # cell side in pixels
+    whiten: str                 # "ls" (least-squares neighbour prediction) or "box3"
+    amplitude: float            # base amplitude, in plane units (levels of Y, of 0.564 (B-Y), of 0.713 (R-Y))
+    target: float               # per-plane score the informed embedding aims at
+    coded_target: float         # ... and after a simulated H.264 round trip at CODEC_CRF
+    row: tuple
+    direction: tuple
+
+
+_CB = tuple(0.564 * (np.array([0.0, 0.0, 1.0]) - _LUMA))     # BT.601: Cb = 0.564 (B - Y)
+_CR = tuple(0.713 * (np.array([1.0, 0.0, 0.0]) - _LUMA))     # Cr = 0.713 (R - Y)
+PLANES = (    # name, cell, whitening, amplitude, target, coded target, RGB -> plane, RGB of +1 in it
+    Plane("Y", 2, "ls", 1.0, 6.0, 3.5, tuple(_LUMA), (1.0, 1.0, 1.0)),
+    Plane("Cb", 8, "box3", 0.8, 3.0, 2.0, _CB, (0.0, -0.344, 1.773)),
+    Plane("Cr", 8, "box3", 0.9, 3.0, 2.0, _CR, (1.403, -0.714, 0.0)),
+)
+
+
+@dataclass
+class WatermarkResult:
+    """What :func:`detect_watermark` found.
+
+    ``score`` is ``S`` (see the module docstring); ``p_bound`` = ``min(1, 3.18 P(N(0,1) >= S))``
+    bounds the chance that a clip without the mark scores that high; ``plane_scores`` are the
+    ``S_p``. ``model_id`` is the 16-bit id read from the pixels when ``detected`` (else None);
+    ``id_confidence`` is the weakest id bit's normalised correlation (bits under ~2 may be wrong).
+    With ``expected_id``, ``id_score`` is the score of that id's 16 bits (same scale as ``score``)
+    and ``id_match`` whether the clip is detected and that score passes the threshold too."""
+    detected: bool
+    score: float
+    threshold: float
+    model_id: Optional[int]
+    id_confidence: float
+    plane_scores: dict = field(default_factory=dict)
+    p_bound: float = 1.0
+    expected_id: Optional[int] = None
+    id_score: Optional[float] = None
+    id_match: Optional[bool] = None
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def model_id_hex(self) -> Optional[str]:
+        return None if self.model_id is None else f"{self.model_id:04x}"
+
+
+def model_id_of(model: Union[int, str, None]) -> int:
+    """The 16-bit id of a model: an int in [0, 65535], or a hex hash (its first 4 digits); None: 0."""
+    if model is None:
+        return 0
+    if isinstance(model, (int, np.integer)) and not isinstance(model, bool):
+        if not 0 <= int(model) <= 0xFFFF:
+            raise ValueError(f"a model id is 16 bits (0..65535), got {model}")
+        return int(model)
+    text = str(model).strip().lower()
+    if len(text) < 4 or any(ch not in "0123456789abcdef" for ch in text):
+        raise ValueError(f"model hash {model!r} is not a hex digest of 4+ digits (give a sha256 hex "
+                         "digest, or an int id)")
+    return int(text[:4], 16)
+
+
+def payload_bits(model_id: int) -> np.ndarray:
+    """The 32 payload bits as +-1: the magic (16 bits) then the model id (16 bits), MSB first."""
+    word = (MAGIC << 16) | (model_id & 0xFFFF)
+    return np.array([1.0 if (word >> (NBITS - 1 - i)) & 1 else -1.0 for i in range(NBITS)])
+
+
+def tail_bound(score: float) -> float:
+    """Upper bound on P(S >= score) for a clip without the mark (see the module docstring)."""
+    return float(min(1.0, TAIL_CONSTANT * 0.5 * math.erfc(score / math.sqrt(2.0))))
+
+
+def _as_clip(frames: np.ndarray) -> np.ndarray:
+    a = np.asarray(frames)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames [T, H, W, 3] (or one [H, W, 3]), got {a.dtype} {list(a.shape)}")
+    if a.shape[0] < 1:
+        raise ValueError("the clip has no frames")
+    return a
+
+
+def _layout(key: str, plane: Plane, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which bit each cell of a plane carries (balanced: every bit gets the same number of cells,
+    give or take one) and its chip sign, both from the key."""
+    seed = hashlib.sha256(f"{key}|{plane.name}|{plane.cell}|{gh}x{gw}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))
+    n = gh * gw
+    bits = (np.arange(n) % NBITS)[rng.permutation(n)]
+    chips = rng.choice(np.array([-1.0, 1.0]), size=n)
+    return bits, chips
+
+
+def _neighbours(g: np.ndarray) -> list[np.ndarray]:
+    p = np.pad(g, 1, mode="reflect")
+    h, w = g.shape
+    return [p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+
+def _whiten(g: np.ndarray, how: str) -> np.ndarray:
+    nb = _neighbours(g)
+    if how == "box3":
+        return g - (g + sum(nb)) / 9.0
+    # least-squares linear prediction of each cell from its 8 neighbours (+ a constant), fitted on
+    # this clip: the scene is predictable from its neighbours, a +-1 chip pattern is not
+    x = np.stack([n.ravel() for n in nb] + [np.ones(g.size)], 1)
+    coef, *_ = np.linalg.lstsq(x, g.ravel(), rcond=None)
+    return g - (x @ coef).reshape(g.shape)
+
+
+def _weighted(z: np.ndarray) -> np.ndarray:
+    """Residuals divided by their local energy (3x3 mean of z^2, floored): a locally optimal
+    detector's weighting, so that edges and texture, where the scene dominates, count less."""
+    e = (z * z + sum(n * n for n in _neighbours(z))) / 9.0
+    return z / (e + 0.25 + 0.1 * float(np.median(e)))
+
+
+def _analyse(clip: np.ndarray, key: str) -> list[dict]:
+    """Per plane: the weighted residual of the temporal mean per cell, and the key's layout."""
+    t, h, w, _ = clip.shape
+    mean = clip.reshape(t, -1).mean(0, dtype=np.float64).reshape(h, w, 3)
+    out = []
+    for plane in PLANES:
+        c = plane.cell
+        gh, gw = h // c, w // c
+        values = mean[:gh * c, :gw * c] @ np.asarray(plane.row)
+        cells = values.reshape(gh, c, gw, c).mean((1, 3))
+        u = _weighted(_whiten(cells, plane.whiten)).ravel()
+        bits, chips = _layout(key, plane, gh, gw)
+        out.append({"u": u, "bits": bits, "chips": chips, "shape": (gh, gw)})
+    return out
+
+
+def _plane_stats(a: dict) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Per-bit correlations [32], norms of the magic and id cells' residuals, per-bit energies [32]."""
+    u, bits, chips = a["u"], a["bits"], a["chips"]
+    corr = np.bincount(bits, weights=u * chips, minlength=NBITS)
+    energy = np.bincount(bits, weights=u * u, minlength=NBITS)
+    norm_m = math.sqrt(energy[:NMAGIC].sum())
+    norm_i = math.sqrt(energy[NMAGIC:].sum())
+    return corr, norm_m, norm_i, energy
+
+
+def _score(layouts: list[dict]) -> tuple[float, dict]:
+    """The score S and the per-plane scores S_p of analysed planes (see the module docstring)."""
+    magic = payload_bits(0)[:NMAGIC]
+    scores = {}
+    for plane, a in zip(PLANES, layouts):
+        corr, norm_m, _, _ = _plane_stats(a)
+        scores[plane.name] = float(magic @ corr[:NMAGIC] / norm_m) if norm_m > 0 else 0.0
+    return sum(scores.values()) / math.sqrt(len(PLANES)), scores
+
+
+def _check_size(h: int, w: int) -> None:
+    if min(h, w) < MIN_SIZE:
+        raise ValueError(f"frames of {w}x{h} are too small to watermark; the watermark needs at least "
+                         f"{MIN_SIZE}x{MIN_SIZE}")
+
+
+def _pattern(layouts: list[dict], amps: np.ndarray, signs: list[np.ndarray], h: int, w: int) -> np.ndarray:
+    """The RGB offset [H, W, 3] (float) of per-plane, per-bit amplitudes ``amps`` [planes, 32]."""
+    delta = np.zeros((h, w, 3), np.float64)
+    for p, (plane, a) in enumerate(zip(PLANES, layouts)):
+        gh, gw = a["shape"]
+        c = plane.cell
+        cells = (signs[p] * amps[p][a["bits"]]).reshape(gh, gw)
+        up = np.repeat(np.repeat(cells, c, 0), c, 1)
+        delta[:gh * c, :gw * c] += up[..., None] * np.asarray(plane.direction)
+    return delta
+
+
+def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str] = None) -> np.ndarray:
+    """``clip`` (uint8 ``[T, H, W, 3]``, even H and W) encoded with libx264 (yuv420p, one thread:
+    deterministic) at ``crf`` (and x264 ``preset``, default medium) in memory and decoded again."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
+        stream.options = {"crf": str(crf), "threads": "1", **({"preset": preset} if preset else {})}
+        for f in clip:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    buf.seek(0)
+    with av.open(buf) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def _shortfall(plane: Plane, a: dict, bits: np.ndarray, host: np.ndarray, amps: np.ndarray,
+               target: float) -> np.ndarray:
+    """How much more amplitude each bit of a plane needs for its correlation to reach ``target``."""
+    corr, norm_m, norm_i, _ = _plane_stats(a)
+    goal = target * np.where(np.arange(NBITS) < NMAGIC, norm_m, norm_i) / NMAGIC
+    got = bits * corr
+    gain = (got - host) / amps                    # response per unit of amplitude, per bit
+    typical = np.median(gain[gain > 0]) if (gain > 0).any() else 1.0
+    return np.maximum(0.0, goal - got) / np.maximum(gain, 0.25 * typical)
+
+
+def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, key: Optional[str] = None,
+                    strength: float = 1.0, simulate_codec: bool = True) -> np.ndarray:
+    """The clip (uint8 ``[T, H, W, 3]``, or one frame ``[H, W, 3]``) with the watermark carrying
+    ``model_id`` (an int in [0, 65535] or a hex model hash: its first 4 digits), keyed by ``key``.
+    ``strength`` scales the amplitudes and targets (1: the measured design point);
+    ``simulate_codec`` checks the mark against an H.264 CRF 28 round trip and strengthens it where
+    the codec would wear it down (see the module docstring). Deterministic: the same clip, id and
+    key give the same frames (with ``simulate_codec``, for a given libx264 build). A clip that
+    already carries this id's mark under this key comes back unchanged (marking twice does not
+    double the mark)."""
+    clip = _as_clip(frames)
+    t, h, w, _ = clip.shape
+    _check_size(h, w)
+    if not strength > 0:
+        raise ValueError(f"strength must be > 0, got {strength}")
+    key = DEFAULT_KEY if key is None else str(key)
+    ident = model_id_of(model_id)
+    if detect_watermark(clip, key, expected_id=ident).id_match:
+        return np.asarray(frames).copy()
+    bits = payload_bits(ident)
+    x = clip.astype(np.float64)
+    layouts = _analyse(clip, key)
+    signs = [a["chips"] * bits[a["bits"]] for a in layouts]
+    # larger frames have more cells, so the same score needs less amplitude: the base falls as
+    # 1 / sqrt(area) from 64x64, down to 0.7 of it (reached at about 90x90; lower would leave
+    # too little margin against stronger re-encodes than the one simulated)
+    size = max(SIZE_FLOOR, min(1.0, math.sqrt(64 * 64 / (h * w))))
+    base = np.array([[pl.amplitude * strength * size] * NBITS for pl in PLANES])
+    amps = base.copy()
+    host = [bits * _plane_stats(a)[0] for a in layouts]   # the scene's own (signed) correlation per bit
+    even = clip[:, :h - h % 2, :w - w % 2]
+    coded_host = [bits * _plane_stats(a)[0] for a in _analyse(h264_roundtrip(even), key)] if simulate_codec else None
+    for it in range(ITERATIONS + 1):
+        marked = np.clip(np.rint(x + _pattern(layouts, amps, signs, h, w)[None]), 0, 255).astype(np.uint8)
+        if it == ITERATIONS:
+            break
+        short = np.zeros_like(amps)
+        for p, (plane, a) in enumerate(zip(PLANES, _analyse(marked, key))):
+            short[p] = _shortfall(plane, a, bits, host[p], amps[p], plane.target * strength)
+        if simulate_codec:
+            coded = _analyse(h264_roundtrip(marked[:, :h - h % 2, :w - w % 2]), key)
+            if _score(coded)[0] < CODED_SCORE * strength:
+                for p, (plane, a) in enumerate(zip(PLANES, coded)):
+                    short[p] = np.maximum(short[p], _shortfall(plane, a, bits, coded_host[p], amps[p],
+                                                               plane.coded_target * strength))
+        if not short.any():
+            break
+        amps = np.minimum(amps + short, base * MAX_BOOST)
+    return marked.reshape(np.asarray(frames).shape)
+
+
+def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: float = THRESHOLD,
+                     expected_id: Union[int, str, None] = None) -> WatermarkResult:
+    """Look for the watermark of ``key`` in uint8 frames ``[T, H, W, 3]`` (or one ``[H, W, 3]``) from
+    the pixels alone; see :class:`WatermarkResult`. ``expected_id`` (an id or a model hash) also
+    scores that model's id bits, a stronger test of "made by this model" than reading the id blind."""
+    clip = _as_clip(frames)
+    t, h, w, _ = clip.shape
+    expected = None if expected_id is None else model_id_of(expected_id)
+    if min(h, w) < MIN_SIZE:
+        return WatermarkResult(False, 0.0, threshold, None, 0.0, expected_id=expected,
+                               note=f"frames of {w}x{h} are smaller than {MIN_SIZE}x{MIN_SIZE}: not checked")
+    key = DEFAULT_KEY if key is None else str(key)
+    layouts = _analyse(clip, key)
+    score, scores = _score(layouts)
+    id_corr, id_var = np.zeros(NBITS - NMAGIC), np.zeros(NBITS - NMAGIC)
+    for a in layouts:
+        corr, _, norm_i, energy = _plane_stats(a)
+        if norm_i > 0:
+            id_corr += corr[NMAGIC:] / norm_i
+            id_var += energy[NMAGIC:] / norm_i ** 2
+    k = len(PLANES)
+    detected = bool(score >= threshold)
+    r = id_corr / np.sqrt(np.maximum(id_var, 1e-24))   # each id bit's normalised correlation
+    word = int("".join("1" if v > 0 else "0" for v in r), 2)
+    res = WatermarkResult(detected, float(score), float(threshold), word if detected else None,
+                          float(np.abs(r).min()) if detected else 0.0,
+                          {n: round(v, 3) for n, v in scores.items()},
+                          tail_bound(score))
+    if expected is not None:
+        res.expected_id = expected
+        res.id_score = float(payload_bits(expected)[NMAGIC:] @ id_corr / math.sqrt(k))
+        res.id_match = bool(detected and res.id_score >= threshold)
+    return res
+
+
+__all__ = ["DEFAULT_KEY", "MAGIC", "THRESHOLD", "PLANES", "tail_bound", "h264_roundtrip", "WatermarkResult", "embed_watermark",
+           "detect_watermark", "model_id_of", "payload_bits"]

@@ -1,0 +1,72 @@
+"""A callback for the kill tests (test_kill_resume.py), loaded by ``gan-video fit`` in a subprocess
+(``class_path: kill_helpers.Recorder``, with tests/ on PYTHONPATH).
+
+It appends one JSON line per batch to ``$GV_RECORD``: the batch, the optimiser step, both losses as
+exact hex floats and a hash of every weight and optimiser state, flushed and fsynced so that a killed
+process leaves its lines. With ``$GV_PAUSE_AT_BATCH=N`` it sleeps after batch N (the test kills it
+there); with ``$GV_HANG_SAVING=NAME@STEP`` the checkpoint write of file NAME at optimiser step STEP
+writes half its bytes, says so in ``$GV_RECORD`` and hangs (the test kills it mid-write).
+"""
+import hashlib
+import io
+import json
+import os
+import time
+
+import pytorch_lightning as pl
+import torch
+
+
+def state_hash(trainer, module) -> str:
+    h = hashlib.sha1()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    for opt in trainer.optimizers:
+        for k, state in sorted(opt.state_dict()["state"].items()):
+            for key in sorted(state):
+                v = state[key]
+                h.update(f"{k}.{key}".encode())
+                h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+                         if torch.is_tensor(v) else repr(v).encode())
+    return h.hexdigest()
+
+
+def record(line: dict) -> None:
+    with open(os.environ["GV_RECORD"], "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Recorder(pl.Callback):
+    def setup(self, trainer, pl_module, stage):
+        hang = os.environ.get("GV_HANG_SAVING")
+        if not hang:
+            return
+        name, step = hang.split("@")
+        real_save = torch.save
+
+        def slow_save(obj, f, *args, **kwargs):
+            target = os.path.basename(str(f))
+            if trainer.global_step != int(step) or not (target == name or target.startswith(f".{name}.")):
+                return real_save(obj, f, *args, **kwargs)
+            buf = io.BytesIO()
+            real_save(obj, buf, *args, **kwargs)
+            data = buf.getvalue()
+            with open(f, "wb") as out:
+                out.write(data[: len(data) // 2])
+                out.flush()
+                record({"saving": target, "step": trainer.global_step})
+                time.sleep(120)
+                out.write(data[len(data) // 2:])
+
+        torch.save = slow_save
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        m = trainer.callback_metrics
+        record({"batch": int(pl_module.batches) - 1, "step": trainer.global_step,
+                "loss_d": float(m["loss_d"]).hex(), "loss_g": float(m["loss_g"]).hex(),
+                "state": state_hash(trainer, pl_module)})
+        if os.environ.get("GV_PAUSE_AT_BATCH") == str(int(pl_module.batches) - 1):
+            time.sleep(120)
