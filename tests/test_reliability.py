@@ -103,14 +103,15 @@ def test_rollback_gives_up_after_max_rollbacks_and_without_a_checkpoint(tmp_path
                      enable_checkpointing=True).fit(model, datamodule=tiny_data(train_size=16))
 
 
-def test_fit_cli_reports_divergence_in_one_line(tmp_path, capsys):
+def test_fit_cli_reports_divergence_in_one_line(tmp_path, capsys, monkeypatch):
     from gan_video.cli import main
 
-    args = ["fit", "--config", "configs/shapes.yaml", "--trainer.max_steps", "2", "--trainer.logger", "false",
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "shapes.yaml")
+    monkeypatch.chdir(tmp_path)                 # the CLI writes config.yaml where it runs
+    args = ["fit", "--config", config, "--trainer.max_steps", "2", "--trainer.logger", "false",
             "--trainer.enable_checkpointing", "false", "--trainer.callbacks", "[]", "--data.train_size", "8",
             "--data.batch_size", "4", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false",
             "--model.lr_d", "1e30", "--trainer.limit_val_batches", "0"]
-    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 3
