@@ -17,6 +17,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_warn
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -160,7 +161,7 @@ class TextToVideoGAN(pl.LightningModule):
         failures, message = self.data_faults.epoch_summary(self.trainer)
         if message:
             rank_zero_warn(message)
-        self.log("data/decode_failures", float(failures), rank_zero_only=True)
+        self.log("data/decode_failures", float(failures), sync_dist=True, reduce_fx="max")  # already summed
 
     def on_fit_end(self) -> None:
         for enc in self.frozen_text_encoders():
@@ -191,6 +192,20 @@ class TextToVideoGAN(pl.LightningModule):
         strategy = self.trainer.strategy
         if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = SafeCheckpointIO()
+        # Under DDP each batch makes two backward passes through a network of which only part is
+        # trained (D's step leaves G alone, G's step reads a frozen D): DDP must look for the
+        # parameters a backward pass did not reach. Set before the strategy wraps the module.
+        if isinstance(strategy, DDPStrategy):
+            strategy._ddp_kwargs.setdefault("find_unused_parameters", True)
+
+    def on_train_start(self) -> None:
+        """Under DDP every rank starts from the same seed (seed_everything): give each rank its own
+        random stream (noise, wrong-caption pairs), unless a checkpoint just restored each rank's."""
+        if self.trainer.world_size > 1 and not getattr(self, "_rng_restored", False):
+            seed = (torch.initial_seed() + 1_000_003 * self.global_rank) % (1 << 63)
+            torch.manual_seed(seed)
+            np.random.seed(seed % (1 << 32))
+            random.seed(seed)
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)
@@ -326,10 +341,20 @@ class TextToVideoGAN(pl.LightningModule):
                              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
                                        int(has_gauss), float(cached)],
                              "python": random.getstate()}
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world > 1 and torch.distributed.is_initialized():   # every rank runs this hook; rank 0 writes
+            states = [None] * world
+            torch.distributed.all_gather_object(states, checkpoint["rng"])
+            checkpoint["rng_ranks"] = states
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_compatible(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
         rng = checkpoint.get("rng")
+        ranks = checkpoint.get("rng_ranks") or []
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if len(ranks) == world > 1:      # the same number of ranks as when saved: each its own stream
+            rng = ranks[self.global_rank]
+            self._rng_restored = True
         if rng:  # Lightning calls this hook when it resumes a run: continue the same random stream
             torch.set_rng_state(rng["torch"])
             name, keys, pos, has_gauss, cached = rng["numpy"]

@@ -34,7 +34,7 @@ def config(path: Path, every: int = 8) -> Path:
                         {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                          "init_args": {"dirpath": "ck", "filename": "step{step}", "auto_insert_metric_name": False,
                                        "every_n_train_steps": every, "save_top_k": -1, "save_last": True}},
-                        {"class_path": "kill_helpers.Recorder"}]},
+                        {"class_path": "run_helpers.Recorder"}]},
         "model": {k: v for k, v in TINY.items() if k not in ("resolution", "frames")},
         "data": {"class_path": "gan_video.data.ShapesDataModule",
                  "init_args": {"resolution": 64, "frames": 8, "batch_size": 4, "train_size": 16, "num_workers": 1}},

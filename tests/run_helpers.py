@@ -1,5 +1,5 @@
 """A callback for the kill tests (test_kill_resume.py), loaded by ``gan-video fit`` in a subprocess
-(``class_path: kill_helpers.Recorder``, with tests/ on PYTHONPATH).
+(``class_path: run_helpers.Recorder``, with tests/ on PYTHONPATH).
 
 It appends one JSON line per batch to ``$GV_RECORD``: the batch, the optimiser step, both losses as
 exact hex floats and a hash of every weight and optimiser state, flushed and fsynced so that a killed
@@ -70,3 +70,31 @@ class Recorder(pl.Callback):
                 "state": state_hash(trainer, pl_module)})
         if os.environ.get("GV_PAUSE_AT_BATCH") == str(int(pl_module.batches) - 1):
             time.sleep(120)
+
+
+def module_hash(module) -> str:
+    h = hashlib.sha1()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class RankRecorder(pl.Callback):
+    """For the DDP test: each rank appends to ``$GV_RECORD.rank{R}`` the clips of each batch (a hash
+    of the frames, the captions, the torch random state) and, at the end, hashes of G, D, the EMA
+    generator and the text encoder."""
+
+    def _write(self, trainer, line: dict) -> None:
+        with open(f"{os.environ['GV_RECORD']}.rank{trainer.global_rank}", "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._write(trainer, {"batch": int(pl_module.batches), "captions": list(batch["caption"]),
+                              "video": hashlib.sha1(batch["video"].cpu().numpy().tobytes()).hexdigest(),
+                              "rng": hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()})
+
+    def on_train_end(self, trainer, pl_module):
+        self._write(trainer, {"world": trainer.world_size, "G": module_hash(pl_module.G),
+                              "D": module_hash(pl_module.D), "G_ema": module_hash(pl_module.G_ema),
+                              "text": module_hash(pl_module.text_d), "batches": int(pl_module.batches)})
