@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gan_video.metrics import i3d as i3d_mod
 from gan_video.metrics.fvd import (FVDProtocol, FrechetVideoDistance, I3DFeatures, accumulate_real,
@@ -281,3 +282,26 @@ def test_real_fvd_orders_real_noise_and_shuffled_clips(i3d):
     assert abs(same) < 1e-4 * disjoint
     assert fvd(fa, fn) > 10 * disjoint
     assert fvd(fa, fs) > 1.25 * disjoint
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [((7, 7, 7), (2, 2, 2), (9, 23, 23)), ((3, 3, 3), (1, 1, 1), (6, 10, 10)),
+                                                 ((1, 1, 1), (1, 1, 1), (4, 8, 8))])
+def test_i3d_inference_path_matches_the_reference_form(kernel, stride, shape):
+    """Inference folds the batch norm into the conv and lets the conv pad when "SAME" is symmetric;
+    the training form (explicit pad, separate norm) is the reference."""
+    torch.manual_seed(0)
+    unit = i3d_mod.Unit3D(5, 7, kernel, stride)
+    with torch.no_grad():
+        unit.conv.weight.normal_()
+        unit.mean.normal_()
+        unit.var.uniform_(0.5, 2.0)
+        unit.bn_bias.normal_()
+    x = torch.randn(2, 5, *shape)
+    with torch.no_grad():
+        fast = unit.eval()(x)
+    reference = unit.train()(x)                       # grad enabled + training: the reference form
+    assert fast.shape == reference.shape
+    assert torch.allclose(fast, reference.detach(), atol=1e-4, rtol=1e-4)
+    for k, s in (((3, 3, 3), (1, 1, 1)), ((1, 3, 3), (1, 2, 2)), ((2, 2, 2), (2, 2, 2))):
+        padded = F.max_pool3d(i3d_mod.pad_same(x, k, s, float("-inf")), k, s)
+        assert torch.equal(i3d_mod.max_pool_same(x, k, s), padded)

