@@ -266,7 +266,7 @@ class TextToVideoGAN(pl.LightningModule):
         self.untoggle_optimizer(opt_g)
         self.guard.watch("generator", loss_g, {**g_logs, **aux_logs},
                          self._named(self.G, *(() if self.hparams.share_text else (self.text_g,))))
-        problem = self.guard.failure(self.trainer)
+        problem = self.guard.failure(self._trainer)     # no trainer when a script drives the step
         if problem:
             self.on_nonfinite(problem)
             return
@@ -286,9 +286,10 @@ class TextToVideoGAN(pl.LightningModule):
         """A NaN or inf appeared in this batch (``problem`` says where): roll back to the newest
         checkpoint with halved learning rates (``on_nonfinite: rollback``, while rollbacks are left)
         or stop with :class:`NonFiniteError`. Nothing of this batch reaches the EMA or a checkpoint."""
-        step = self.trainer.global_step          # counts the D and the G step of this batch
-        where = f"batch {int(self.batches)} (optimizer steps {step - 1}-{step})"
-        ckpt = newest_checkpoint(self.trainer)
+        trainer = self._trainer
+        step = trainer.global_step if trainer is not None else 2 * (int(self.batches) + 1)
+        where = f"batch {int(self.batches)} (optimizer steps {step - 1}-{step})"   # D's and G's step
+        ckpt = newest_checkpoint(trainer) if trainer is not None else None
         guard = self.guard
         if guard.mode == "rollback" and ckpt and guard.rollbacks < guard.max_rollbacks:
             guard.rollbacks += 1
@@ -297,7 +298,7 @@ class TextToVideoGAN(pl.LightningModule):
             if missing or unexpected:
                 raise NonFiniteError(f"{where}: {problem}; cannot roll back: {ckpt} does not match this model")
             lrs = []
-            for opt, saved in zip(self.trainer.optimizers, state["optimizer_states"]):
+            for opt, saved in zip(trainer.optimizers, state["optimizer_states"]):
                 opt.load_state_dict(saved)
                 for group in opt.param_groups:
                     group["lr"] *= guard.lr_factor

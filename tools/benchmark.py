@@ -16,6 +16,11 @@ from the videos if the folder has no index yet), in the main process and with ea
 count of DataLoader workers. `--from-strips DIR` first encodes Weizmann-style frame strips to H.264
 mp4 class folders in `--videos`; `--synthetic N` writes N synthetic H.264 videos there instead.
 
+Model mode also counts FLOPs per clip (``torch.utils.flop_counter``: matmuls and convolutions) for a
+training batch and for sampling, measures the device's peak with a large matmul (fp32; bf16 on a GPU
+in a bf16 run) and reports MFU = counted FLOPs per second / that peak; ``--markdown FILE`` appends
+the result as a table row (docs/benchmarks.md).
+
 Prints a table and optionally JSON. Numbers are wall-clock on whatever machine runs it: report it,
 with the machine reference figure printed first (fp32 matmul GFLOP/s at 2 threads).
 """
@@ -43,6 +48,38 @@ def build(config: str, overrides: list[str]):
                       args=["--config", config, *overrides, "--trainer.logger", "false",
                             "--trainer.enable_checkpointing", "false", "--trainer.callbacks", "[]"])
     return cli.model, cli.datamodule
+
+
+def device_peak(device, dtype=None, n: int = 4096, repeats: int = 5) -> float:
+    """The device's measured peak in GFLOP/s: an ``n x n`` matmul in ``dtype`` (float32 by default;
+    bf16 on a GPU for bf16 runs) with every thread the run uses, the best of ``repeats``."""
+    import torch
+
+    dtype = dtype or torch.float32
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device, dtype)
+    b = torch.randn(n, n, generator=gen).to(device, dtype)
+    best = float("inf")
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:                                    # the first is a warm-up
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def counted_flops(fn) -> int:
+    """FLOPs of running ``fn()`` once, counted by ``torch.utils.flop_counter`` (matmuls and
+    convolutions, forward and backward; elementwise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def machine_reference(threads: int = 2, n: int = 1024, repeats: int = 7) -> float:
@@ -207,6 +244,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--sample-batch", type=int, default=16)
     p.add_argument("--json", default=None)
+    p.add_argument("--peak-size", type=int, default=4096, help="matmul size of the device peak measurement")
+    p.add_argument("--markdown", default=None, help="append the result as a row of a markdown table to this file")
     p.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --data.init_args.batch_size=32")
     d = p.add_argument_group("data mode")
     d.add_argument("--data-only", action="store_true", help="benchmark data loading, not the model")
@@ -293,6 +332,11 @@ def main(argv=None) -> None:
         model.generate(prompts, batch_size=args.sample_batch)
     sync()
     per_clip = (time.perf_counter() - t0) / args.sample_batch
+    # FLOPs counted on one more batch / sample pass; MFU against the device's measured matmul peak
+    train_flops = counted_flops(step)
+    sample_flops = counted_flops(lambda: model.generate(prompts, batch_size=args.sample_batch))
+    peak = device_peak(device, torch.bfloat16 if (dtype is not None and device.type == "cuda") else None,
+                       n=args.peak_size)
     res = {
         "config": args.config, "device": str(device), "precision": args.precision,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -300,6 +344,12 @@ def main(argv=None) -> None:
         "clip": f"{hp.frames}x{hp.resolution}x{hp.resolution}", "batch_size": dm.hparams.batch_size,
         "seconds_per_batch": round(per_batch, 4), "clips_per_second_train": round(dm.hparams.batch_size / per_batch, 2),
         "seconds_per_sampled_clip": round(per_clip, 5),
+        "clips_per_second_sample": round(1 / per_clip, 1), "sample_batch": args.sample_batch,
+        "train_gflop_per_clip": round(train_flops / dm.hparams.batch_size / 1e9, 3),
+        "sample_gflop_per_clip": round(sample_flops / args.sample_batch / 1e9, 3),
+        "device_peak_gflops": round(peak, 1),
+        "mfu_train": round(train_flops / per_batch / 1e9 / peak, 4),
+        "mfu_sample": round(sample_flops / args.sample_batch / per_clip / 1e9 / peak, 4),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
         "machine_reference_gflops": reference,
     }
@@ -309,6 +359,24 @@ def main(argv=None) -> None:
         print(f"{k:>26s}: {v}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
+    if args.markdown:
+        append_markdown(args.markdown, res)
+
+
+MARKDOWN_COLUMNS = ("config", "clip", "device", "machine", "precision", "batch_size", "clips_per_second_train",
+                    "mfu_train", "clips_per_second_sample", "mfu_sample", "train_gflop_per_clip",
+                    "sample_gflop_per_clip", "device_peak_gflops", "peak_rss_gib", "peak_cuda_gib",
+                    "machine_reference_gflops")
+
+
+def append_markdown(path: str, res: dict) -> None:
+    """Append ``res`` as a row of the markdown table in ``path`` (the header first if the file is new)."""
+    file = Path(path)
+    lines = [] if file.exists() and file.read_text().strip() else [
+        "| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
+    lines.append("| " + " | ".join(str(res.get(k, "")) for k in MARKDOWN_COLUMNS) + " |")
+    with open(file, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
