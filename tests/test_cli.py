@@ -51,3 +51,31 @@ def test_config_typos_fail_when_read_naming_the_allowed_values(tmp_path, capsys,
     bad = tmp_path / "bad.yaml"                           # a typo inside a YAML file, not only on the command line
     bad.write_text("model:\n  discriminator:\n    conditioning: filter\n")
     assert "Literal['projection', 'filters']. Got value: filter" in fails("--config", str(bad))
+
+
+def test_every_config_builds_and_its_generator_makes_its_size():
+    """Each config in configs/ parses and builds, and its generator draws frames of the config's size
+    (a 2-frame clip above 64 px, to keep this cheap)."""
+    import torch
+    from pytorch_lightning import LightningDataModule
+
+    from gan_video.cli import GanVideoCLI
+    from gan_video.module import TextToVideoGAN
+
+    sizes = {}
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        cli = GanVideoCLI(TextToVideoGAN, LightningDataModule, subclass_mode_data=True, run=False,
+                          args=["--config", str(path), "--trainer.logger", "false", "--trainer.callbacks", "[]",
+                                "--trainer.enable_checkpointing", "false", "--trainer.accelerator", "cpu"])
+        model, hp = cli.model, cli.model.hparams
+        sizes[path.stem] = (hp.resolution, hp.frames)
+        frames = hp.frames if hp.generator["arch"] == "t2v2018" or hp.resolution <= 64 else 2
+        with torch.no_grad():
+            e = model.embed_text(model.text_g, ["a red circle moving left"]) if hp.text["name"] in ("small", "bag") else None
+            if e is None:
+                continue                       # frozen pretrained encoders need their weights: test_pretrained_text
+            clip = model.G(e, model.G.sample_noise(1, "cpu"), frames=None if frames == hp.frames else frames)
+        assert clip.shape == (1, 3, frames, hp.resolution, hp.resolution), path.name
+        assert torch.isfinite(clip).all() and clip.abs().max() <= 1
+    for name in ("shapes", "shapes_128", "shapes_256", "ucf101_128", "ucf101_256"):
+        assert sizes[name] == ({"shapes": 64}.get(name) or int(name.split("_")[-1]), 32), name

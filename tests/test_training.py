@@ -35,6 +35,18 @@ def test_training_steps_run_without_nan_and_change_weights(tmp_path):
     assert len(losses) == 3 and int(model.batches) == 3 and all(torch.isfinite(torch.tensor(l["loss_d"])) for l in losses)
 
 
+def test_bf16_mixed_precision_trains(tmp_path):
+    """precision: bf16-mixed (the GPU configs) runs the whole step, R1 included, with fp32 weights."""
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**{**TINY, "r1_gamma": 1.0, "r1_every": 1})
+    before = params(model)
+    tiny_trainer(tmp_path, max_steps=4, precision="bf16-mixed").fit(model, datamodule=tiny_data())
+    after = params(model)
+    assert int(model.batches) == 2
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for k, v in after.items() if v.is_floating_point())
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("G."))
+
+
 @pytest.mark.parametrize("mismatch", ["shift", "similar"])
 def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path, mismatch):
     pl.seed_everything(0)
