@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from gan_video.metrics import i3d as i3d_mod
 from gan_video.metrics.fvd import (FVDProtocol, FrechetVideoDistance, I3DFeatures, accumulate_real,
-                                   as_uint8_frames, frechet_distance)
+                                   as_uint8_frames, frechet_distance, real_stats_file)
 from gan_video.weights import WeightsNotFoundError, load_numpy_pickle, package_file
 
 HAVE_I3D = package_file(*i3d_mod.PACKAGE_FILE) is not None
@@ -305,3 +305,40 @@ def test_i3d_inference_path_matches_the_reference_form(kernel, stride, shape):
     for k, s in (((3, 3, 3), (1, 1, 1)), ((1, 3, 3), (1, 2, 2)), ((2, 2, 2), (2, 2, 2))):
         padded = F.max_pool3d(i3d_mod.pad_same(x, k, s, float("-inf")), k, s)
         assert torch.equal(i3d_mod.max_pool_same(x, k, s), padded)
+
+
+def test_window_protocol_scores_later_frames_of_longer_clips(tiny_checkpoint):
+    """fvd<N>_<T>f_w<K>: the model makes K + T frames and frames K..K+T-1 are compared with the same
+    real clips (the real statistics are shared with the plain protocol)."""
+    from gan_video.data import ShapesDataModule
+    from gan_video.data.io import to_uint8
+    from gan_video.metrics.registry import EvalOptions, Evaluator
+    from gan_video.module import load_model
+
+    p = FVDProtocol.parse("fvd256_16f_w48")
+    assert (p.frames, p.offset, p.name) == (16, 48, "fvd256_16f_w48")
+    assert "frames 48-63 of 64" in p.describe()
+    assert FVDProtocol.parse("fvd8_4f_s2_w8").name == "fvd8_4f_s2_w8"
+    assert real_stats_file("d", p, "n") == real_stats_file("d", FVDProtocol.parse("fvd256_16f"), "n")
+
+    seen = []
+
+    class Recording(PooledPixels):
+        def forward(self, videos):
+            seen.append(videos.clone())
+            return super().forward(videos)
+
+    model = load_model(tiny_checkpoint)                    # trained on 8 frames; layered draws any length
+    data = ShapesDataModule(resolution=64, frames=8, num_workers=0)
+    ev = Evaluator(["fvd6_4f", "fvd6_4f_w12"], EvalOptions(batch_size=6, progress=False, fvd_extractor=Recording(),
+                                                           fvd_features=12, use_cache=False))
+    ev.prepare(data, "cpu")
+    seen.clear()                                           # forget the real sides
+    plain, window = ev.run(model)
+    assert (plain.metric, window.metric) == ("fvd6_4f", "fvd6_4f_w12") and plain.value != window.value
+    clips = to_uint8(model.generate([data.real_clips(4, 6)[i]["caption"] for i in range(6)], list(range(6)),
+                                    frames=16))
+    fed = {tuple(v.shape) for v in seen}
+    assert fed == {(6, 4, 64, 64, 3)}
+    assert any(torch.equal(v, torch.from_numpy(clips[:, 12:16])) for v in seen)
+    assert any(torch.equal(v, torch.from_numpy(clips[:, :4])) for v in seen)

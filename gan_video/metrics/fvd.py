@@ -37,29 +37,36 @@ class FVDProtocol:
     size: int = 224
     seed: int = 0
     stride: int = 1      # real clips take every stride-th frame (the training stride); 1 = consecutive
+    offset: int = 0      # generated clips: the window of frames offset .. offset + frames - 1 (0: the first)
 
     @property
     def name(self) -> str:
-        return f"fvd{self.num_fake}_{self.frames}f" + (f"_s{self.stride}" if self.stride > 1 else "")
+        return (f"fvd{self.num_fake}_{self.frames}f" + (f"_s{self.stride}" if self.stride > 1 else "")
+                + (f"_w{self.offset}" if self.offset else ""))
 
     def describe(self) -> str:
         real = "consecutive frames" if self.stride == 1 else f"frames at stride {self.stride} (the training stride)"
+        window = (f"first {self.frames} frames" if not self.offset else
+                  f"frames {self.offset}-{self.offset + self.frames - 1} of {self.offset + self.frames}")
         return (f"{self.num_real} real clips of {self.frames} {real} vs {self.num_fake} "
-                f"generated clips (first {self.frames} frames; caption of real clip i, seed i), uint8, "
+                f"generated clips ({window}; caption of real clip i, seed i), uint8, "
                 f"bilinear resize to {self.size}x{self.size}, [-1, 1], Kinetics-400 I3D logits, "
                 "Fréchet distance in float64")
 
     @classmethod
     def parse(cls, name: str, **kw) -> "FVDProtocol":
-        """``fvd2048_16f`` -> FVDProtocol(2048, 2048, 16); ``fvd256_16f_s2``: real clips at stride 2."""
+        """``fvd2048_16f`` -> FVDProtocol(2048, 2048, 16); ``fvd256_16f_s2``: real clips at stride 2;
+        ``fvd256_16f_w48``: generated frames 48-63 (clips made 64 frames long) against the same real
+        clips, to see whether quality holds later in (longer) clips."""
         import re
 
-        m = re.fullmatch(r"fvd(\d+)_(\d+)f(?:_s(\d+))?", name)
+        m = re.fullmatch(r"fvd(\d+)_(\d+)f(?:_s(\d+))?(?:_w(\d+))?", name)
         if not m:
-            raise ValueError(f"FVD protocol {name!r} is not of the form fvd<clips>_<frames>f[_s<stride>], "
+            raise ValueError(f"FVD protocol {name!r} is not of the form fvd<clips>_<frames>f[_s<stride>][_w<offset>], "
                              "e.g. fvd2048_16f")
         n, t = int(m.group(1)), int(m.group(2))
         kw.setdefault("stride", int(m.group(3) or 1))
+        kw.setdefault("offset", int(m.group(4) or 0))
         if min(n, t, kw["stride"]) < 1:
             raise ValueError(f"FVD protocol {name!r}: clips, frames and stride must be >= 1")
         return cls(num_real=kw.pop("num_real", n), num_fake=n, frames=t, **kw)

@@ -6,6 +6,8 @@ Names:
 - ``fvd<N>_<T>f``: FVD of N generated clips against N real clips of T consecutive frames (any N, T:
   ``fvd2048_16f`` is the standard, ``fvd2048_32f`` for our 32-frame clips, ``fvd256_16f`` cheaper);
   ``fvd<N>_<T>f_s<S>``: the real clips take every S-th frame, like training clips at ``stride: S``;
+  ``..._w<K>``: the generated clips are made K + T frames long and frames K..K+T-1 are compared
+  (does quality hold later in clips longer than the trained length?);
 - ``clipsim``: CLIPSIM (GODIVA) of generated clips with their prompts, raw cosine;
 - ``lpips_jitter``: LPIPS between consecutive generated frames;
 - ``lpips_diversity``: mean pairwise LPIPS between seeds of one prompt (~0: mode collapse);
@@ -119,7 +121,8 @@ class FVD(StreamMetric):
         from .fvd import FVDProtocol
 
         self.protocol = FVDProtocol.parse(name)
-        self.name, self.wants, self.frames = name, self.protocol.num_fake, self.protocol.frames
+        self.name, self.wants = name, self.protocol.num_fake
+        self.frames = self.protocol.offset + self.protocol.frames     # the clip length it needs
 
     def prepare(self, ctx: Context) -> None:
         from .fvd import FrechetVideoDistance, accumulate_real, load_i3d_features, real_stats_file
@@ -150,7 +153,7 @@ class FVD(StreamMetric):
         self.t0 = time.time()
 
     def update(self, video: torch.Tensor, prompts: list[str]) -> None:
-        self.metric.update(video[:, :, :self.frames], real=False)
+        self.metric.update(video[:, :, self.protocol.offset:self.frames], real=False)
 
     def results(self, ctx: Context) -> list[Result]:
         real = "from cache" if self.cached else f"{self.real_seconds:.0f} s"
@@ -306,7 +309,7 @@ def _all_captions(dm) -> list[str]:
 
 def build_metric(name: str):
     """The metric object for ``name`` (see the module docstring for the names)."""
-    if re.fullmatch(r"fvd\d+_\d+f(_s\d+)?", name):
+    if re.fullmatch(r"fvd\d+_\d+f(_s\d+)?(_w\d+)?", name):
         return FVD(name)
     known = {"clipsim": CLIPSim, "lpips_jitter": LPIPSJitter, "lpips_diversity": LPIPSDiversity, "align": Align}
     if name not in known:
@@ -387,5 +390,5 @@ class Evaluator:
                                        batch_size=self.options.batch_size).to(ctx.device)
                 for m in metrics:
                     keep = sum(i < m.wants for i in ids)
-                    if keep:
-                        m.update(video[:keep], prompts[:keep])
+                    if keep:   # each metric reads the clip length it asked for (0: the model's)
+                        m.update(video[:keep, :, :m.frames or frames_model], prompts[:keep])

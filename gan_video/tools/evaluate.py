@@ -147,7 +147,7 @@ def metric_names(args, have_model: bool) -> tuple[list[str], bool]:
         if name.startswith("fvd"):
             p = FVDProtocol.parse(name)
             n = args.num_clips or p.num_fake
-            p = FVDProtocol(num_real=n, num_fake=n, frames=p.frames, stride=args.stride or p.stride)
+            p = FVDProtocol(num_real=n, num_fake=n, frames=p.frames, stride=args.stride or p.stride, offset=p.offset)
             name = p.name
         out.append(name)
     return out, explicit
@@ -201,6 +201,10 @@ def evaluate_folders(args, names: list[str], device) -> dict:
     from ..metrics.registry import Result
 
     unknown = [n for n in names if not n.startswith("fvd") and n != "lpips_jitter"]
+    windows = [n for n in names if n.startswith("fvd") and FVDProtocol.parse(n).offset]
+    if windows:
+        raise ValueError(f"{windows}: a window (_w<K>) needs a checkpoint that makes longer clips; with "
+                         "--real/--fake folders FVD reads the first frames of each video")
     if unknown:
         raise ValueError(f"with --real/--fake only fvd<N>_<T>f and lpips_jitter can be measured, not {unknown}")
     results, notes = [], []
