@@ -10,6 +10,7 @@ generator and its text encoder for sampling, and checks checkpoints against the 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import random
 from dataclasses import asdict, fields
@@ -26,9 +27,13 @@ from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compa
                           read_checkpoint)
 from .health import DataFaults, FiniteGuard, NonFiniteError, NonFiniteMode, newest_checkpoint
 from .losses import GANLoss, LossKind, MismatchKind
+from .speed import SpeedConfig, apply_speed
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
 from .models.text import TextEncoderConfig, build_text_encoder, embed_captions, tokenizer_for
+
+
+log = logging.getLogger(__name__)
 
 
 def _as_config(value, cls):
@@ -94,7 +99,8 @@ class TextToVideoGAN(pl.LightningModule):
                  lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple[float, float] = (0.0, 0.99),
                  mismatch_weight: float = 0.5, mismatch: MismatchKind = "shift", r1_gamma: float = 0.0,
                  r1_every: int = 16, ema_decay: float = 0.999, ema_start: int = 10,
-                 reverse_negatives: float = 0.0, share_text: bool = True, on_nonfinite: NonFiniteMode = "stop"):
+                 reverse_negatives: float = 0.0, share_text: bool = True, on_nonfinite: NonFiniteMode = "stop",
+                 speed: Optional[SpeedConfig] = None):
         super().__init__()
         self.guard, self.data_faults = FiniteGuard(on_nonfinite), DataFaults()
         self.gan_loss = GANLoss(loss, mismatch, mismatch_weight, reverse_negatives, r1_gamma, r1_every)
@@ -105,12 +111,14 @@ class TextToVideoGAN(pl.LightningModule):
                              "(generator.arch: layered or animator); t2v2018 draws whole clips: set "
                              "discriminator.sparse_frames: 0")
         t_cfg = _as_config(text, TextEncoderConfig)
+        self.speed = _as_config(speed, SpeedConfig)
         self.save_hyperparameters({
             "generator": asdict(g_cfg), "discriminator": asdict(d_cfg), "text": asdict(t_cfg),
             "resolution": resolution, "frames": frames, "loss": loss, "lr_g": lr_g, "lr_d": lr_d,
             "betas": list(betas), "mismatch_weight": mismatch_weight, "mismatch": mismatch, "r1_gamma": r1_gamma,
             "r1_every": r1_every, "ema_decay": ema_decay, "ema_start": ema_start,
-            "reverse_negatives": reverse_negatives, "share_text": share_text, "on_nonfinite": on_nonfinite})
+            "reverse_negatives": reverse_negatives, "share_text": share_text, "on_nonfinite": on_nonfinite,
+            "speed": asdict(self.speed)})
         self.automatic_optimization = False
         # with a frozen pretrained encoder the token ids only serve caption comparisons (`similar`)
         self.tokenizer = tokenizer_for(t_cfg)
@@ -183,7 +191,7 @@ class TextToVideoGAN(pl.LightningModule):
             e = self.embed_text(text_enc, chunk)
             noise = gen.seeded_noise(seeds[i:i + batch_size], self.device)
             out.append(gen(e, noise, frames=frames))
-        return torch.cat(out)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     # ------------------------------------------------------------------ training
     def setup(self, stage: str) -> None:
@@ -197,6 +205,17 @@ class TextToVideoGAN(pl.LightningModule):
         # parameters a backward pass did not reach. Set before the strategy wraps the module.
         if isinstance(strategy, DDPStrategy):
             strategy._ddp_kwargs.setdefault("find_unused_parameters", True)
+        if stage == "fit":
+            self.apply_speed()
+
+    def apply_speed(self) -> dict:
+        """Apply ``model.speed`` (memory layout, compile, activation checkpointing) to G and D for
+        training; the EMA generator stays plain (it is only evaluated). Once per module."""
+        if getattr(self, "_speed_applied", None) is None:
+            self._speed_applied = apply_speed(self.speed, self.G, self.D, [self.G_ema])
+            if self._speed_applied:
+                log.info("speed options: %s", self._speed_applied)
+        return self._speed_applied
 
     def on_train_start(self) -> None:
         """Under DDP every rank starts from the same seed (seed_everything): give each rank its own

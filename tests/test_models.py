@@ -183,3 +183,28 @@ def test_coordinate_planes():
     assert c.shape == (2, 3, 4, 4)
     assert torch.allclose(c[0, 0, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))   # x at pixel centres
     assert torch.allclose(c[0, 2], (c[0, 0] ** 2 + c[0, 1] ** 2).sqrt())           # distance from the centre
+
+
+def test_fast_layers_match_the_torch_reference_ops():
+    """The broadcast affine grid, the x2 upsampling and the folded conditional norm compute what
+    F.affine_grid, F.interpolate(nearest) and InstanceNorm * (1 + gamma) + beta compute."""
+    import torch.nn.functional as F
+    from gan_video.models.blocks import ConditionalNorm, affine_grid, upsample2x
+
+    torch.manual_seed(0)
+    theta = torch.randn(7, 2, 3)
+    grid = affine_grid(theta, 12, 20)
+    assert grid.shape == (7, 12, 20, 2) and grid.is_contiguous()
+    torch.testing.assert_close(grid, F.affine_grid(theta, [7, 1, 12, 20], align_corners=False))
+    x = torch.randn(3, 5, 6, 7, requires_grad=True)
+    torch.testing.assert_close(upsample2x(x), F.interpolate(x, scale_factor=2, mode="nearest"))
+    g, = torch.autograd.grad(upsample2x(x).square().sum(), x)
+    torch.testing.assert_close(g, 8 * x.detach())          # each input pixel feeds 4 outputs
+    for dims, shape in ((2, (3, 5, 6, 7)), (3, (2, 4, 3, 5, 6))):
+        norm = ConditionalNorm(shape[1], 9, dims)
+        torch.nn.init.normal_(norm.affine.weight)
+        v, cond = torch.randn(shape) * 3 + 1, torch.randn(shape[0], 9)
+        gamma, beta = norm.affine(cond).chunk(2, dim=1)
+        view = (shape[0], shape[1], *[1] * dims)
+        ref = norm.norm(v) * (1 + gamma.view(view)) + beta.view(view)
+        torch.testing.assert_close(norm(v, cond), ref, rtol=1e-5, atol=1e-5)

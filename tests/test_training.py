@@ -228,3 +228,64 @@ def test_sparse_training_needs_a_continuous_time_generator():
     cfg["discriminator"]["sparse_frames"] = 3
     with pytest.raises(ValueError, match="sparse_frames needs a generator that draws any frame time"):
         TextToVideoGAN(**cfg)
+
+
+@pytest.mark.parametrize("speed", [{"memory_format": "channels_last"}, {"activation_checkpointing": True}])
+def test_speed_options_compute_the_same_gradients(tmp_path, speed):
+    """channels_last and activation checkpointing change how, not what: on the same clips and noise
+    they give the D loss (R1's double backward included) and the G and D gradients of a plain model,
+    to float rounding; the weights keep their names, and a run with them trains."""
+    from gan_video.speed import SpeedConfig
+
+    pl.seed_everything(0)
+    cfg = copy.deepcopy(TINY)
+    cfg["discriminator"]["sparse_frames"] = 3
+    plain = TextToVideoGAN(**cfg, r1_gamma=1.0, r1_every=1)
+    fast = copy.deepcopy(plain)
+    fast.speed = SpeedConfig(**speed)
+    done = fast.apply_speed()
+    assert done and not plain.apply_speed()
+    if "memory_format" in speed:
+        assert fast.D.frame.net[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    else:
+        assert done["checkpointed_blocks"] >= 6
+    dm = tiny_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    times = torch.tensor([0.0, 0.5, 1.0])
+    real = batch["video"][:, :, [0, 4, 7]]
+
+    def grads(model):
+        torch.manual_seed(1)
+        e = model.embed_text(model.text_d, batch["caption"])
+        fake = model.G(e.detach(), model.G.sample_noise(4), times=times)
+        loss_d, logs = model.gan_loss.discriminator(model.D, real, fake, e, batch["caption"], None, 0, times)
+        loss_g, _ = model.gan_loss.generator(model.D, fake, e.detach(), times)
+        model.zero_grad()
+        (loss_d + loss_g).backward()
+        return loss_d.detach(), logs["r1"], {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    (ld_a, r1_a, g_a), (ld_b, r1_b, g_b) = grads(plain), grads(fast)
+    torch.testing.assert_close(ld_b, ld_a, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.as_tensor(r1_b), torch.as_tensor(r1_a), rtol=1e-3, atol=1e-6)
+    assert g_a.keys() == g_b.keys() and any(k.startswith("G.") for k in g_a)
+    for k in g_a:
+        torch.testing.assert_close(g_b[k], g_a[k], rtol=1e-3, atol=1e-5 * (1 + g_a[k].abs().max().item()), msg=k)
+    before = params(fast)
+    tiny_trainer(tmp_path, max_steps=4).fit(fast, datamodule=tiny_data())
+    after = params(fast)
+    assert after.keys() == before.keys() == plain.state_dict().keys()
+    assert int(fast.batches) == 2 and all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("G."))
+
+
+def test_compile_option_compiles_the_generator(tmp_path):
+    """model.speed.compile: the generator goes through torch.compile (here the aot_eager backend,
+    which captures the graph without generating code) and training still runs."""
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**TINY, speed={"compile": "aot_eager"})
+    tiny_trainer(tmp_path, max_steps=2).fit(model, datamodule=tiny_data())
+    assert model.apply_speed() == {"compiled": "aot_eager"} and int(model.batches) == 1
+    assert model.G._compiled_call_impl is not None
+    with pytest.raises(ValueError, match="model.speed.compile 'fast'"):
+        TextToVideoGAN(**TINY, speed={"compile": "fast"})

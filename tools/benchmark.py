@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -242,7 +243,7 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="32", choices=["32", "bf16"])
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--sample-batch", type=int, default=16)
+    p.add_argument("--sample-batch", type=int, default=32, help="clips per generator pass when timing sampling")
     p.add_argument("--json", default=None)
     p.add_argument("--peak-size", type=int, default=4096, help="matmul size of the device peak measurement")
     p.add_argument("--markdown", default=None, help="append the result as a row of a markdown table to this file")
@@ -279,6 +280,7 @@ def main(argv=None) -> None:
     model, dm = build(args.config, args.overrides)
     device = torch.device(args.device)
     model = model.to(device)
+    speed = model.apply_speed()         # model.speed.* overrides: channels_last, compile, checkpointing
     dm.setup("fit")
     loader = iter(dm.train_dataloader())
     opts = model.configure_optimizers()
@@ -325,13 +327,18 @@ def main(argv=None) -> None:
     per_batch = (time.perf_counter() - t0) / args.steps
     hp = model.hparams
     prompts = ["a red circle moving left"] * args.sample_batch
-    model.generate(prompts[:2])
-    sync()
-    t0 = time.perf_counter()
+    # sampling: batches of --sample-batch clips, repeated for at least 3 s (and 5 times); the median
+    # batch time, since one batch is short enough for a busy machine to upset it
+    times, start = [], time.perf_counter()
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        model.generate(prompts, batch_size=args.sample_batch)
-    sync()
-    per_clip = (time.perf_counter() - t0) / args.sample_batch
+        model.generate(prompts, batch_size=args.sample_batch)          # warm-up
+        while len(times) < 5 or time.perf_counter() - start < 3.0:
+            sync()
+            t0 = time.perf_counter()
+            model.generate(prompts, batch_size=args.sample_batch)
+            sync()
+            times.append(time.perf_counter() - t0)
+    per_clip = statistics.median(times) / args.sample_batch
     # FLOPs counted on one more batch / sample pass; MFU against the device's measured matmul peak
     train_flops = counted_flops(step)
     sample_flops = counted_flops(lambda: model.generate(prompts, batch_size=args.sample_batch))
@@ -351,7 +358,7 @@ def main(argv=None) -> None:
         "mfu_train": round(train_flops / per_batch / 1e9 / peak, 4),
         "mfu_sample": round(sample_flops / args.sample_batch / per_clip / 1e9 / peak, 4),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
-        "machine_reference_gflops": reference,
+        "machine_reference_gflops": reference, "speed": ", ".join(f"{k}={v}" for k, v in speed.items()) or "plain",
     }
     if device.type == "cuda":
         res["peak_cuda_gib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2)
@@ -363,7 +370,7 @@ def main(argv=None) -> None:
         append_markdown(args.markdown, res)
 
 
-MARKDOWN_COLUMNS = ("config", "clip", "device", "machine", "precision", "batch_size", "clips_per_second_train",
+MARKDOWN_COLUMNS = ("config", "clip", "device", "machine", "precision", "speed", "batch_size", "clips_per_second_train",
                     "mfu_train", "clips_per_second_sample", "mfu_sample", "train_gflop_per_clip",
                     "sample_gflop_per_clip", "device_peak_gflops", "peak_rss_gib", "peak_cuda_gib",
                     "machine_reference_gflops")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConditionalNorm, UpBlock2d, channels_for, mlp
+from .blocks import ConditionalNorm, UpBlock2d, affine_grid, channels_for, mlp
 from .generator_base import GeneratorConfig, VideoGenerator, fourier_features
 
 
@@ -88,8 +88,7 @@ class AnimatorGenerator(VideoGenerator):
         low = low.repeat_interleave(t, dim=0)
         flow = torch.tanh(self.flow_out(F.leaky_relu(self.flow_norm(low, m), 0.2))) * (2 * self.cfg.flow_scale)
         flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
-        base = F.affine_grid(torch.eye(2, 3, device=x.device, dtype=x.dtype)[None].expand(b * t, -1, -1),
-                             [b * t, 1, h, w], align_corners=False)
+        base = affine_grid(torch.eye(2, 3, device=x.device, dtype=x.dtype)[None], h, w)   # [1, H, W, 2]
         grid = base + flow.permute(0, 2, 3, 1)
         warped = F.grid_sample(x.repeat_interleave(t, dim=0), grid, mode="bilinear", padding_mode="border",
                                align_corners=False)

@@ -41,7 +41,30 @@ class ConditionalNorm(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.affine(cond).chunk(2, dim=1)
         shape = (*gamma.shape, *([1] * self.dims))
-        return self.norm(x) * (1 + gamma.view(shape)) + beta.view(shape)
+        # instance norm and the affine folded into one scale and shift per (clip, channel): one
+        # statistics pass and one fused multiply-add over x (nn.InstanceNorm's eps; the module is
+        # kept only for its settings, it has no weights)
+        var, mean = torch.var_mean(x, dim=tuple(range(2, x.dim())), keepdim=True, correction=0)
+        scale = (1 + gamma.view(shape)) * torch.rsqrt(var + self.norm.eps)
+        return torch.addcmul(beta.view(shape) - mean * scale, x, scale)
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """x2 nearest-neighbour upsampling of ``[B, C, H, W]`` as one broadcast copy (what
+    ``F.interpolate(mode="nearest")`` computes; on the CPU that op makes two extra layout copies)."""
+    b, c, h, w = x.shape
+    return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [N, C, h, w], align_corners=False)`` for ``theta`` ``[N, 2, 3]``,
+    computed by broadcasting (x and y are separable) instead of a batched matmul against a full
+    base grid: the same grid, to float rounding, for a fraction of the time and memory traffic."""
+    x = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1
+    y = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1
+    a, b, c = (theta[:, :, k][:, None, None, :] for k in range(3))   # [N, 1, 1, 2] each
+    row = torch.addcmul(c, a, x[None, None, :, None])                 # [N, 1, w, 2]
+    return torch.addcmul(row, b, y[None, :, None, None])              # [N, h, w, 2], contiguous
 
 
 def coord_planes(batch: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
@@ -70,7 +93,7 @@ class UpBlock2d(nn.Module):
         self.extra_norms = nn.ModuleList(ConditionalNorm(cout, cond_dim) for _ in range(convs - 1))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = upsample2x(x)
         if self.coords:
             x = torch.cat([x, coord_planes(x.shape[0], *x.shape[-2:], x)], dim=1)
         x = F.leaky_relu(self.norm(self.conv(x), cond), 0.2)

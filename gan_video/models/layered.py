@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import UpBlock2d, channels_for, mlp
+from .blocks import UpBlock2d, affine_grid, channels_for, mlp
 from .generator_base import GeneratorConfig, VideoGenerator, fourier_features
 
 
@@ -99,7 +99,7 @@ class LayeredMotionGenerator(VideoGenerator):
         h, w = fg.shape[-2:]
         # one sampling grid per frame, stacked along the height axis: the foreground is sampled T
         # times without being copied T times, and the result is already laid out as [B, C, T, H, W]
-        grid = F.affine_grid(theta.reshape(b * t, 2, 3), [b * t, 4, h, w], align_corners=False)
+        grid = affine_grid(theta.reshape(b * t, 2, 3), h, w)
         moved = F.grid_sample(fg, grid.view(b, t * h, w, 2), mode="bilinear", padding_mode="zeros",
                               align_corners=False).view(b, 4, t, h, w)
         rgb, alpha = moved.split([3, 1], dim=1)
