@@ -209,8 +209,9 @@ class VideoModel:
                 share their content noise exactly.
             motion_seed: the reverse: every clip's motion noise from this seed, new content per clip
                 (the motion networks also read the content, so the movements are alike, not identical).
-            frames: clip length (default: the model's; ``layered`` and ``animator`` make any length,
-                ``t2v2018`` only its trained one).
+            frames: clip length at the training frame rate (default: the model's). Fewer frames are
+                the first frames of a full clip; more continue it past its trained length at the same
+                speed (``layered``, ``animator``; ``t2v2018`` makes only its trained length).
             truncation: scale the noise by this factor in [0, 1] (1: as trained).
             device: move the model to this device first (it stays there).
             batch_size: clips per generator pass (see :meth:`generate_clips`).

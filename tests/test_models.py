@@ -74,7 +74,13 @@ def test_continuous_time_generators_make_any_length_and_frame_times(arch, frames
     assert full.shape == (2, 3, frames, 64, 64)
     assert torch.allclose(full[:, :, [0, 10, frames - 1]], some, atol=1e-5)   # a frame depends on its time only
     assert short.shape[2] == 7
+    torch.testing.assert_close(short, full[:, :, :7])                          # fewer frames: the first ones
     assert (full[:, :, 1:] - full[:, :, :-1]).abs().amax() > 0                 # frames differ: it moves
+    with torch.no_grad():                                                      # longer: same speed, past t = 1
+        longer = g(e, n, frames=2 * frames)
+    torch.testing.assert_close(longer[:, :, :frames], full, rtol=1e-4, atol=1e-5)
+    assert (longer[:, :, frames:] - full[:, :, -1:]).abs().amax() > 0          # the clip goes on
+    torch.testing.assert_close(g.frame_times(2 * frames, "cpu")[frames - 1], torch.tensor(1.0))
     with pytest.raises(ValueError, match="cannot make"):
         g(e, n, frames=0)
 

@@ -11,7 +11,7 @@ LAYERS = [
     ("tools", "cli"),
     ("api",),
     ("export", "callbacks", "output"),
-    ("module", "losses", "checkpoints", "health"),
+    ("module", "losses", "checkpoints", "health", "speed"),
     ("metrics",),
     ("models", "data"),
     ("provenance",),
@@ -105,6 +105,11 @@ def test_find_cycle_finds_a_cycle():
 def test_no_import_cycles():
     cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(m for m in graph() if m.count(".") and layer_of(m) is None)
+    assert not unplaced, f"modules in no layer of LAYERS (add them where they belong): {unplaced}"
 
 
 def test_imports_point_down():

@@ -81,13 +81,15 @@ class VideoGenerator(nn.Module):
             raise ValueError(f"generator {self.cfg.arch!r} cannot make {frames} frames; use >= 1")
 
     def frame_times(self, frames: Optional[int], device) -> torch.Tensor:
-        """Times in [0, 1] of ``frames`` evenly spaced frames (default: the configured clip length;
-        one frame is the clip's middle)."""
+        """Times of ``frames`` frames at the training frame rate: a training clip spans [0, 1] in
+        ``self.frames`` frames, frame ``i`` is at ``i / (self.frames - 1)``. Fewer frames are the
+        first frames of such a clip; more frames go on past 1 at the same speed (a clip longer than
+        trained, not the same clip in slow motion). A model trained on single frames draws t = 0.5."""
         frames = self.frames if frames is None else frames
         self.check_frames(frames)
-        if frames == 1:
-            return torch.full((1,), 0.5, device=device)
-        return torch.linspace(0, 1, frames, device=device)
+        if self.frames == 1:
+            return torch.full((frames,), 0.5, device=device)
+        return torch.arange(frames, device=device, dtype=torch.float32) / (self.frames - 1)
 
     def noise_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"content": (self.cfg.z_content,), "motion": (self.cfg.z_motion,)}

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=1, help="clips per prompt")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--out", default="samples", help="output folder")
-    p.add_argument("--frames", type=int, default=None, help="clip length (default: the model's)")
+    p.add_argument("--frames", type=int, default=None, help="clip length (default: the model's); longer clips continue past the trained length at the same speed (layered, animator)")
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--gif", action="store_true", help="also write a GIF per clip")
     p.add_argument("--grid", action="store_true",
