@@ -342,3 +342,25 @@ def test_window_protocol_scores_later_frames_of_longer_clips(tiny_checkpoint):
     assert fed == {(6, 4, 64, 64, 3)}
     assert any(torch.equal(v, torch.from_numpy(clips[:, 12:16])) for v in seen)
     assert any(torch.equal(v, torch.from_numpy(clips[:, :4])) for v in seen)
+
+
+def test_bf16_features_run_under_autocast_with_their_own_cache_name():
+    """--precision bf16 (meant for GPUs): the feature network's convolutions see bfloat16, the
+    features come back float32 and close to the fp32 ones, and the extractor's name (the real
+    statistics' cache key) differs, so fp32 and bf16 statistics are never mixed."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5))
+    seen = []
+    net[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    clips = (torch.rand(3, 9, 16, 16, 3) * 255).to(torch.uint8)
+    ref = I3DFeatures(net, size=32)(clips)
+    fast_ext = I3DFeatures(net, size=32, precision="bf16")
+    fast = fast_ext(clips)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert fast.dtype == torch.float32 and fast.shape == (3, 5)
+    torch.testing.assert_close(fast, ref, rtol=0.05, atol=0.02)
+    assert not torch.equal(fast, ref)
+    assert fast_ext.name == "i3d-bf16" != I3DFeatures(net).name
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        I3DFeatures(net, precision="fp8")

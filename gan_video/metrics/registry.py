@@ -54,6 +54,7 @@ class EvalOptions:
     progress: bool = True
     use_cache: bool = True                       # real FVD statistics from / to the cache
     i3d: Optional[str] = None                    # I3D weights file (default: search order)
+    fvd_precision: str = "32"                    # "bf16": I3D under bfloat16 autocast (GPUs)
     fvd_extractor: Optional[nn.Module] = None    # replaces I3D (tests, other feature networks)
     fvd_features: int = 400
     fvd_floor: bool = False                      # also real vs other real clips (the floor)
@@ -132,7 +133,7 @@ class FVD(StreamMetric):
             raise ValueError(f"{self.name} needs a data module with real_clips() (ShapesDataModule, "
                              "VideoDataModule) for its real side")
         extractor = opt.fvd_extractor if opt.fvd_extractor is not None else \
-            ctx.net("i3d", lambda: load_i3d_features(opt.i3d))
+            ctx.net("i3d", lambda: load_i3d_features(opt.i3d, precision=opt.fvd_precision))
         self.metric = FrechetVideoDistance(extractor, opt.fvd_features).to(ctx.device)
         net_name = getattr(extractor, "name", type(extractor).__name__)
         self.cached = opt.use_cache and real_stats_file(dm.dataset_id(), self.protocol, net_name).is_file()

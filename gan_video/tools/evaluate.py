@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--i3d", default=None, help="I3D weights file (default: $GAN_VIDEO_I3D, cache, package)")
+    p.add_argument("--precision", default="32", choices=["32", "bf16"],
+                   help="I3D arithmetic: 32 (the reference) or bf16 autocast, for GPUs (real statistics are "
+                        "cached separately per precision)")
     p.add_argument("--no-cache", action="store_true", help="recompute real FVD statistics")
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-weights", default=None, help="open_clip tag or weights file for CLIPSIM")
@@ -157,7 +160,7 @@ def options_from_args(args):
     from ..metrics.registry import EvalOptions
 
     return EvalOptions(batch_size=args.batch_size, progress=not args.quiet, use_cache=not args.no_cache,
-                       i3d=args.i3d, fvd_floor=args.floor, fvd_baselines=args.baselines, clip_model=args.clip_model,
+                       i3d=args.i3d, fvd_precision=args.precision, fvd_floor=args.floor, fvd_baselines=args.baselines, clip_model=args.clip_model,
                        clip_weights=args.clip_weights, clipsim_clips=args.clipsim_clips,
                        lpips_net=args.lpips_net, lpips_trunk=args.lpips_trunk, jitter_clips=args.jitter_clips,
                        lpips_prompts=args.lpips_prompts, lpips_seeds=args.lpips_seeds,
@@ -208,7 +211,7 @@ def evaluate_folders(args, names: list[str], device) -> dict:
     if unknown:
         raise ValueError(f"with --real/--fake only fvd<N>_<T>f and lpips_jitter can be measured, not {unknown}")
     results, notes = [], []
-    i3d = load_i3d_features(args.i3d).to(device) if any(n.startswith("fvd") for n in names) else None
+    i3d = load_i3d_features(args.i3d, precision=args.precision).to(device) if any(n.startswith("fvd") for n in names) else None
     lpips = None
     if "lpips_jitter" in names:
         from ..metrics.perceptual import VideoLPIPS
