@@ -83,6 +83,7 @@ class Context:
     world: int = 1
     barrier: Callable[[], None] = lambda: None
     nets: dict = field(default_factory=dict)
+    done: set = field(default_factory=set)      # work shared by several metrics, done once
 
     def net(self, key: str, build: Callable[[], nn.Module]) -> nn.Module:
         if key not in self.nets:
@@ -173,6 +174,12 @@ class FVD(StreamMetric):
 
         t0, p = time.time(), self.protocol
         kinds = ["real-vs-real", "still", "shuffled"] if full else ["real-vs-real"]
+        # windows (_w<K>) of one protocol share its real statistics, hence its baselines: measured
+        # once per evaluation, printed once
+        key = ("fvd-baselines", p.num_real, p.num_fake, p.frames, p.size, p.seed, p.stride, full)
+        if key in ctx.done:
+            return []
+        ctx.done.add(key)
         metrics = {}
         for kind in kinds:
             metrics[kind] = FrechetVideoDistance(self.metric.extractor, ctx.options.fvd_features).to(ctx.device)
