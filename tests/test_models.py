@@ -214,3 +214,26 @@ def test_fast_layers_match_the_torch_reference_ops():
         view = (shape[0], shape[1], *[1] * dims)
         ref = norm.norm(v) * (1 + gamma.view(view)) + beta.view(view)
         torch.testing.assert_close(norm(v, cond), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_layered_one_colour_background_composites_like_the_general_formula():
+    """With background_resolution 1 the layered generator warps rgb - alpha * colour and adds the
+    colour back: the same clips (and gradients) as warping rgb and alpha and compositing."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    g = build_generator(GeneratorConfig(arch="layered", background_resolution=1, **SMALL_G), 8, 64, 6)
+    e, n = torch.randn(3, 8, requires_grad=True), g.sample_noise(3)
+    out = g(e, n)
+    style = g.mapping(torch.cat([e, n["content"]], dim=1))
+    fg, bg = g.layers(style)
+    theta = g.trajectory(style, n["motion"], g.frame_times(None, "cpu")).reshape(-1, 2, 3)
+    grid = F.affine_grid(theta, [theta.shape[0], 4, 64, 64], align_corners=False)
+    moved = F.grid_sample(fg.repeat_interleave(6, 0), grid, align_corners=False)       # [B*T, 4, H, W]
+    moved = moved.view(3, 6, 4, 64, 64).transpose(1, 2)
+    ref = moved[:, :3] + (1 - moved[:, 3:]) * bg[:, :, None]
+    assert out.shape == (3, 3, 6, 64, 64)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    g_out, = torch.autograd.grad(out.square().sum(), e)
+    g_ref, = torch.autograd.grad(ref.square().sum(), e)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-4, atol=1e-5)
