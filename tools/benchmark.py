@@ -83,6 +83,17 @@ def counted_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_reference(threads: int = 2, n: int = 1024, repeats: int = 7) -> float:
     """The machine reference figure: fp32 matmul GFLOP/s (``n x n`` by ``n x n``, ``threads`` torch
     threads, median of ``repeats`` timed runs after a warm-up). Timings from two machines compare
@@ -346,7 +357,7 @@ def main(argv=None) -> None:
                        n=args.peak_size)
     res = {
         "config": args.config, "device": str(device), "precision": args.precision,
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        "machine": f"{cpu_name()}, {torch.get_num_threads()} threads"
         + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
         "clip": f"{hp.frames}x{hp.resolution}x{hp.resolution}", "batch_size": dm.hparams.batch_size,
         "seconds_per_batch": round(per_batch, 4), "clips_per_second_train": round(dm.hparams.batch_size / per_batch, 2),
