@@ -15,17 +15,20 @@ D loss, per head (Reed et al. 2016's matching-aware loss, used by the 2018 T2V p
 
 with ``real``/``fake`` the hinge or non-saturating terms. The wrong captions come from a strategy in
 :data:`MISMATCH`: ``shift`` (another clip's caption, as in the 2018 paper) or ``similar`` (half
-``shift``, half the batch caption sharing most words with the right one: text hard negatives).
+``shift``, half the batch caption sharing most words with the right one: text hard negatives) or
+``edit`` (half ``shift``, half a training caption that differs from the right one in exactly one word,
+the word's position drawn uniformly: every attribute of a templated caption gets the same share of
+hard negatives; the captions come from a :class:`CaptionPool` of the captions seen in training).
 """
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional, get_args
+from typing import Callable, Literal, Optional, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
 
 LossKind = Literal["hinge", "nonsaturating"]
-MismatchKind = Literal["shift", "similar"]
+MismatchKind = Literal["shift", "similar", "edit"]
 
 
 def d_real_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
@@ -86,6 +89,51 @@ def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
     return torch.roll(torch.arange(n), -best_shift)
 
 
+class CaptionPool:
+    """The captions seen in training batches (in the order first seen), indexed by their one-word
+    variants: ``neighbours(c)`` gives, per word position, the pool's captions that differ from ``c``
+    in that word alone ("a red circle moving left" -> position 2: "a red square moving left", ...).
+    Only captions the data delivered enter it, so held-out combinations never become negatives.
+    Its state (``state()`` / ``load()``) is a list of strings, saved in checkpoints for exact resume.
+    Captions that differ in one word must mean different things: a caption set with one-word
+    synonyms ("a person waving" / "someone waving") should use ``shift`` or ``similar`` instead."""
+
+    def __init__(self, captions: Sequence[str] = ()):
+        self.captions: list[str] = []
+        self._known: set[str] = set()
+        self._index: dict[tuple, list[str]] = {}
+        self.add(captions)
+
+    @staticmethod
+    def _keys(caption: str):
+        words = caption.split()
+        for i in range(len(words)):
+            yield i, (len(words), i, tuple(words[:i] + words[i + 1:]))
+
+    def add(self, captions: Sequence[str]) -> None:
+        for c in captions:
+            if c in self._known:
+                continue
+            self._known.add(c)
+            self.captions.append(c)
+            for _, key in self._keys(c):
+                self._index.setdefault(key, []).append(c)
+
+    def neighbours(self, caption: str) -> dict[int, list[str]]:
+        out = {}
+        for i, key in self._keys(caption):
+            found = [c for c in self._index.get(key, ()) if c != caption]
+            if found:
+                out[i] = found
+        return out
+
+    def state(self) -> list[str]:
+        return list(self.captions)
+
+    def load(self, captions: Sequence[str]) -> None:
+        self.__init__(captions)
+
+
 # ---------------------------------------------------------------------------- wrong captions
 def shift_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
     """One wrong caption per real clip: another clip's (the 2018 paper's negatives)."""
@@ -99,11 +147,33 @@ def similar_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> li
     return [] if perm is None else [perm, similar_caption_pairs(tokens, captions)]
 
 
-# strategy name -> (captions, token ids) -> index tensors: for each real clip, a batch index whose
-# caption is wrong for it; each tensor adds one wrong-caption score per real clip
-MISMATCH: dict[str, Callable[[list[str], Optional[torch.Tensor]], list[torch.Tensor]]] = {
-    "shift": shift_negatives,
-    "similar": similar_negatives,
+def edit_negatives(captions: list[str], tokens: Optional[torch.Tensor],
+                   pool: Optional[CaptionPool] = None) -> list:
+    """Two wrong captions per real clip: another clip's, and a pool caption one word away (the
+    position drawn uniformly among those that have a variant, then the variant; torch's RNG, so a
+    resumed run draws the same). A caption without a one-word variant gets the other clip's."""
+    perm = mismatch_permutation(captions)
+    if perm is None:
+        return []
+    wrong = []
+    for i, c in enumerate(captions):
+        options = pool.neighbours(c) if pool is not None else {}
+        if not options:
+            wrong.append(captions[int(perm[i])])
+            continue
+        positions = sorted(options)
+        found = options[positions[int(torch.randint(len(positions), ()))]]
+        wrong.append(found[int(torch.randint(len(found), ()))])
+    return [perm, wrong]
+
+
+# strategy name -> (captions, token ids, caption pool) -> wrong captions: for each real clip, either
+# a batch index whose caption is wrong for it (a tensor) or the wrong caption itself (a list of
+# strings, embedded by the caller's text encoder); each adds one wrong-caption score per real clip
+MISMATCH: dict[str, Callable[..., list]] = {
+    "shift": lambda captions, tokens, pool=None: shift_negatives(captions, tokens),
+    "similar": lambda captions, tokens, pool=None: similar_negatives(captions, tokens),
+    "edit": edit_negatives,
 }
 # strategies that compare token ids (a frozen text encoder otherwise needs none)
 MISMATCH_NEEDS_TOKENS = ("similar",)
@@ -134,6 +204,7 @@ class GANLoss:
             raise ValueError(f"r1_every must be >= 1, got {r1_every}")
         self.kind, self.mismatch, self.mismatch_weight = kind, mismatch, mismatch_weight
         self.reverse_negatives, self.r1_gamma, self.r1_every = reverse_negatives, r1_gamma, r1_every
+        self.pool = CaptionPool()   # the captions seen in training (``edit`` draws from it)
 
     @property
     def needs_tokens(self) -> bool:
@@ -141,11 +212,13 @@ class GANLoss:
 
     def discriminator(self, D, real: torch.Tensor, fake: torch.Tensor, text: torch.Tensor,
                       captions: list[str], tokens: Optional[torch.Tensor], step: int,
-                      times: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+                      times: Optional[torch.Tensor] = None,
+                      embed: Optional[Callable[[list[str]], torch.Tensor]] = None) -> tuple[torch.Tensor, dict]:
         """The whole D loss for one batch: ``real`` and ``fake`` clips ``[B, 3, T, H, W]`` (both
         detached here: only D learns from this loss),
         ``text`` D's sentence embeddings of ``captions``, ``tokens`` their ids (for ``similar``),
-        ``step`` the batch counter (lazy R1), ``times`` the frame times of sparse clips."""
+        ``step`` the batch counter (lazy R1), ``times`` the frame times of sparse clips, ``embed``
+        D's text encoder for wrong captions that are not in the batch (``edit``)."""
         do_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
         if do_r1:
             real = real.detach().requires_grad_(True)
@@ -153,7 +226,9 @@ class GANLoss:
         f_real = D.features(real, index, times)
         s_fake = D(fake.detach(), text, index, times)
         s_real = D.score(f_real, text)
-        scores = [D.score(f_real, text[idx.to(text.device)]) for idx in MISMATCH[self.mismatch](captions, tokens)]
+        self.pool.add(captions)
+        scores = [D.score(f_real, self._wrong_text(wrong, text, embed))
+                  for wrong in MISMATCH[self.mismatch](captions, tokens, self.pool)]
         s_mis = {k: torch.cat([s[k] for s in scores]) for k in scores[0]} if scores else None
         loss, logs = self.matching_aware(s_real, s_fake, s_mis)
         if self.reverse_negatives > 0 and D.temporal is not None:
@@ -167,6 +242,14 @@ class GANLoss:
             loss = loss + 0.5 * self.r1_gamma * self.r1_every * r1
             logs["r1"] = r1.detach()
         return loss, logs
+
+    @staticmethod
+    def _wrong_text(wrong, text: torch.Tensor, embed) -> torch.Tensor:
+        if isinstance(wrong, torch.Tensor):           # batch indices
+            return text[wrong.to(text.device)]
+        if embed is None:
+            raise ValueError("the `edit` mismatch strategy needs the text encoder: pass embed=")
+        return embed(list(wrong))
 
     def matching_aware(self, real: dict, fake: dict, mismatched: Optional[dict]) -> tuple[torch.Tensor, dict]:
         """Real clips with their caption are "real"; generated clips and real clips with a wrong

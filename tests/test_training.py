@@ -47,7 +47,7 @@ def test_bf16_mixed_precision_trains(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("G."))
 
 
-@pytest.mark.parametrize("mismatch", ["shift", "similar"])
+@pytest.mark.parametrize("mismatch", ["shift", "similar", "edit"])
 def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path, mismatch):
     pl.seed_everything(0)
     cfg = copy.deepcopy(TINY)
@@ -155,15 +155,16 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_model(str(tmp_path / "other.ckpt"))
 
 
-@pytest.mark.parametrize("stop_after", [3, 4])  # mid-epoch, and at the end of an epoch
-def test_resumed_run_continues_identically(tmp_path, stop_after):
+# mid-epoch, at the end of an epoch, and with `edit` negatives (drawn from the saved caption pool)
+@pytest.mark.parametrize("stop_after,mismatch", [(3, "shift"), (4, "shift"), (3, "edit")])
+def test_resumed_run_continues_identically(tmp_path, stop_after, mismatch):
     """A run interrupted after `stop_after` batches and resumed from the checkpoint it left ends with
     the same weights as a run that never stopped (same data order, noise and optimiser state)."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     def run(steps, ckpt=None, save=False):
         pl.seed_everything(0)
-        model = TextToVideoGAN(**TINY)
+        model = TextToVideoGAN(**TINY, mismatch=mismatch)
         cbs = [ModelCheckpoint(dirpath=str(tmp_path / "ck"), filename="{step}", save_top_k=-1,
                                every_n_train_steps=2)] if save else []
         trainer = tiny_trainer(tmp_path, max_steps=steps, callbacks=cbs, enable_checkpointing=save)
@@ -173,6 +174,7 @@ def test_resumed_run_continues_identically(tmp_path, stop_after):
     straight = run(12, save=True)                       # 6 batches, a checkpoint every batch
     resumed = run(12, ckpt=str(tmp_path / "ck" / f"step={2 * stop_after}.ckpt"))
     assert int(straight.batches) == int(resumed.batches) == 6
+    assert straight.gan_loss.pool.captions and resumed.gan_loss.pool.captions == straight.gan_loss.pool.captions
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
 
@@ -194,6 +196,38 @@ def test_similar_caption_pairs_are_text_hard_negatives():
     pairs = similar_caption_pairs(Tokenizer(16)(caps), caps).tolist()
     assert pairs[0] == 2 and pairs[2] == 0          # differ only in the direction word
     assert all(caps[i] != caps[j] for i, j in enumerate(pairs))
+
+
+def test_edit_negatives_differ_in_one_word_each_position_equally_often():
+    """`edit`: the second wrong caption is a caption seen in training one word away from the right
+    one, each word position with a variant drawn equally often; never a caption outside the pool
+    (held-out pairs stay unseen); a caption without a variant falls back to another clip's."""
+    from collections import Counter
+
+    from gan_video.data.shapes import COLORS, DIRECTIONS, SHAPES
+    from gan_video.losses import CaptionPool, edit_negatives
+
+    held_out = {"a red triangle moving left"}
+    pool = CaptionPool([f"a {c} {s} moving {d}" for c in COLORS for s in SHAPES for d in DIRECTIONS
+                        if f"a {c} {s} moving {d}" not in held_out])
+    pool.add(["a red circle moving left"])                         # seen twice: kept once
+    assert len(pool.captions) == len(COLORS) * len(SHAPES) * len(DIRECTIONS) - 1
+    right = "a red circle moving left"
+    torch.manual_seed(0)
+    positions = Counter()
+    for _ in range(300):
+        perm, wrong = edit_negatives([right, "x y"], None, pool)
+        w = wrong[0].split()
+        diff = [i for i, (a, b) in enumerate(zip(right.split(), w)) if a != b]
+        assert len(w) == 5 and len(diff) == 1 and wrong[0] in pool.captions and wrong[0] not in held_out
+        positions[diff[0]] += 1
+        assert wrong[1] == right                                     # "x y" has no variant
+    assert set(positions) == {1, 2, 4}                               # colour, shape, direction
+    assert all(80 <= n <= 120 for n in positions.values()), positions
+    restored = CaptionPool()
+    restored.load(pool.state())
+    assert restored.neighbours(right) == pool.neighbours(right)
+    assert CaptionPool().neighbours(right) == {}
 
 
 @pytest.mark.parametrize("arch", ["animator", "layered"])
