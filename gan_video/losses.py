@@ -16,9 +16,9 @@ D loss, per head (Reed et al. 2016's matching-aware loss, used by the 2018 T2V p
 with ``real``/``fake`` the hinge or non-saturating terms. The wrong captions come from a strategy in
 :data:`MISMATCH`: ``shift`` (another clip's caption, as in the 2018 paper) or ``similar`` (half
 ``shift``, half the batch caption sharing most words with the right one: text hard negatives) or
-``edit`` (half ``shift``, half a training caption that differs from the right one in exactly one word,
-the word's position drawn uniformly: every attribute of a templated caption gets the same share of
-hard negatives; the captions come from a :class:`CaptionPool` of the captions seen in training).
+``counterfactual`` (half ``shift``, half the caption the dataset gives each clip as
+``negative_caption``: for the built-in shapes the same sentence with exactly one attribute changed,
+colour, shape or direction each a third of the time, so D must read every attribute word).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 LossKind = Literal["hinge", "nonsaturating"]
-MismatchKind = Literal["shift", "similar", "edit"]
+MismatchKind = Literal["shift", "similar", "counterfactual"]
 
 
 def d_real_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
@@ -89,51 +89,6 @@ def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
     return torch.roll(torch.arange(n), -best_shift)
 
 
-class CaptionPool:
-    """The captions seen in training batches (in the order first seen), indexed by their one-word
-    variants: ``neighbours(c)`` gives, per word position, the pool's captions that differ from ``c``
-    in that word alone ("a red circle moving left" -> position 2: "a red square moving left", ...).
-    Only captions the data delivered enter it, so held-out combinations never become negatives.
-    Its state (``state()`` / ``load()``) is a list of strings, saved in checkpoints for exact resume.
-    Captions that differ in one word must mean different things: a caption set with one-word
-    synonyms ("a person waving" / "someone waving") should use ``shift`` or ``similar`` instead."""
-
-    def __init__(self, captions: Sequence[str] = ()):
-        self.captions: list[str] = []
-        self._known: set[str] = set()
-        self._index: dict[tuple, list[str]] = {}
-        self.add(captions)
-
-    @staticmethod
-    def _keys(caption: str):
-        words = caption.split()
-        for i in range(len(words)):
-            yield i, (len(words), i, tuple(words[:i] + words[i + 1:]))
-
-    def add(self, captions: Sequence[str]) -> None:
-        for c in captions:
-            if c in self._known:
-                continue
-            self._known.add(c)
-            self.captions.append(c)
-            for _, key in self._keys(c):
-                self._index.setdefault(key, []).append(c)
-
-    def neighbours(self, caption: str) -> dict[int, list[str]]:
-        out = {}
-        for i, key in self._keys(caption):
-            found = [c for c in self._index.get(key, ()) if c != caption]
-            if found:
-                out[i] = found
-        return out
-
-    def state(self) -> list[str]:
-        return list(self.captions)
-
-    def load(self, captions: Sequence[str]) -> None:
-        self.__init__(captions)
-
-
 # ---------------------------------------------------------------------------- wrong captions
 def shift_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
     """One wrong caption per real clip: another clip's (the 2018 paper's negatives)."""
@@ -147,33 +102,24 @@ def similar_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> li
     return [] if perm is None else [perm, similar_caption_pairs(tokens, captions)]
 
 
-def edit_negatives(captions: list[str], tokens: Optional[torch.Tensor],
-                   pool: Optional[CaptionPool] = None) -> list:
-    """Two wrong captions per real clip: another clip's, and a pool caption one word away (the
-    position drawn uniformly among those that have a variant, then the variant; torch's RNG, so a
-    resumed run draws the same). A caption without a one-word variant gets the other clip's."""
+def counterfactual_negatives(captions: list[str], tokens: Optional[torch.Tensor],
+                             negatives: Optional[Sequence[str]] = None) -> list:
+    """Two wrong captions per real clip: another clip's, and the dataset's counterfactual caption
+    for the clip (``negative_caption`` in the batch: one attribute changed)."""
+    if negatives is None:
+        raise ValueError("mismatch: counterfactual needs clips that carry a 'negative_caption' (the "
+                         "built-in shapes do: ShapesDataModule); for other data use mismatch: shift or similar")
     perm = mismatch_permutation(captions)
-    if perm is None:
-        return []
-    wrong = []
-    for i, c in enumerate(captions):
-        options = pool.neighbours(c) if pool is not None else {}
-        if not options:
-            wrong.append(captions[int(perm[i])])
-            continue
-        positions = sorted(options)
-        found = options[positions[int(torch.randint(len(positions), ()))]]
-        wrong.append(found[int(torch.randint(len(found), ()))])
-    return [perm, wrong]
+    return [list(negatives)] if perm is None else [perm, list(negatives)]
 
 
-# strategy name -> (captions, token ids, caption pool) -> wrong captions: for each real clip, either
+# strategy name -> (captions, token ids, the batch's negative captions) -> wrong captions: for each real clip, either
 # a batch index whose caption is wrong for it (a tensor) or the wrong caption itself (a list of
 # strings, embedded by the caller's text encoder); each adds one wrong-caption score per real clip
 MISMATCH: dict[str, Callable[..., list]] = {
-    "shift": lambda captions, tokens, pool=None: shift_negatives(captions, tokens),
-    "similar": lambda captions, tokens, pool=None: similar_negatives(captions, tokens),
-    "edit": edit_negatives,
+    "shift": lambda captions, tokens, negatives=None: shift_negatives(captions, tokens),
+    "similar": lambda captions, tokens, negatives=None: similar_negatives(captions, tokens),
+    "counterfactual": counterfactual_negatives,
 }
 # strategies that compare token ids (a frozen text encoder otherwise needs none)
 MISMATCH_NEEDS_TOKENS = ("similar",)
@@ -204,7 +150,6 @@ class GANLoss:
             raise ValueError(f"r1_every must be >= 1, got {r1_every}")
         self.kind, self.mismatch, self.mismatch_weight = kind, mismatch, mismatch_weight
         self.reverse_negatives, self.r1_gamma, self.r1_every = reverse_negatives, r1_gamma, r1_every
-        self.pool = CaptionPool()   # the captions seen in training (``edit`` draws from it)
 
     @property
     def needs_tokens(self) -> bool:
@@ -213,12 +158,14 @@ class GANLoss:
     def discriminator(self, D, real: torch.Tensor, fake: torch.Tensor, text: torch.Tensor,
                       captions: list[str], tokens: Optional[torch.Tensor], step: int,
                       times: Optional[torch.Tensor] = None,
-                      embed: Optional[Callable[[list[str]], torch.Tensor]] = None) -> tuple[torch.Tensor, dict]:
+                      embed: Optional[Callable[[list[str]], torch.Tensor]] = None,
+                      negatives: Optional[Sequence[str]] = None) -> tuple[torch.Tensor, dict]:
         """The whole D loss for one batch: ``real`` and ``fake`` clips ``[B, 3, T, H, W]`` (both
         detached here: only D learns from this loss),
         ``text`` D's sentence embeddings of ``captions``, ``tokens`` their ids (for ``similar``),
         ``step`` the batch counter (lazy R1), ``times`` the frame times of sparse clips, ``embed``
-        D's text encoder for wrong captions that are not in the batch (``edit``)."""
+        D's text encoder for wrong captions that are not in the batch, ``negatives`` the batch's
+        ``negative_caption`` (``counterfactual``)."""
         do_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
         if do_r1:
             real = real.detach().requires_grad_(True)
@@ -226,9 +173,8 @@ class GANLoss:
         f_real = D.features(real, index, times)
         s_fake = D(fake.detach(), text, index, times)
         s_real = D.score(f_real, text)
-        self.pool.add(captions)
         scores = [D.score(f_real, self._wrong_text(wrong, text, embed))
-                  for wrong in MISMATCH[self.mismatch](captions, tokens, self.pool)]
+                  for wrong in MISMATCH[self.mismatch](captions, tokens, negatives)]
         s_mis = {k: torch.cat([s[k] for s in scores]) for k in scores[0]} if scores else None
         loss, logs = self.matching_aware(s_real, s_fake, s_mis)
         if self.reverse_negatives > 0 and D.temporal is not None:
@@ -248,7 +194,7 @@ class GANLoss:
         if isinstance(wrong, torch.Tensor):           # batch indices
             return text[wrong.to(text.device)]
         if embed is None:
-            raise ValueError("the `edit` mismatch strategy needs the text encoder: pass embed=")
+            raise ValueError("wrong captions outside the batch need the text encoder: pass embed=")
         return embed(list(wrong))
 
     def matching_aware(self, real: dict, fake: dict, mismatched: Optional[dict]) -> tuple[torch.Tensor, dict]:

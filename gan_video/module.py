@@ -69,8 +69,8 @@ class TextToVideoGAN(pl.LightningModule):
         mismatch: which wrong caption a real clip is paired with: ``shift`` (another clip's, as in
             the 2018 paper) or ``similar`` (half ``shift``, half the batch caption sharing most
             words with the right one, e.g. same colour but another shape: text hard negatives) or
-            ``edit`` (half ``shift``, half a caption seen in training that differs in exactly one
-            word, each word position equally often: every attribute gets its hard negatives).
+            ``counterfactual`` (half ``shift``, half the dataset's ``negative_caption`` of each clip:
+            for the built-in shapes its caption with one attribute changed, each attribute a third).
         r1_gamma: R1 weight; 0 disables it.
         r1_every: lazy R1: applied every this many steps, scaled up to match.
         ema_decay: EMA decay of the sampling generator (ramped up from 0 over the first steps).
@@ -270,7 +270,8 @@ class TextToVideoGAN(pl.LightningModule):
         self.toggle_optimizer(opt_d)
         e_d = self.embed_text(self.text_d, captions, tokens)
         loss_d, logs = self.gan_loss.discriminator(self.D, real, fake, e_d, captions, tokens, step, times,
-                                                   embed=lambda wrong: self.embed_text(self.text_d, wrong))
+                                                   embed=lambda wrong: self.embed_text(self.text_d, wrong),
+                                                   negatives=batch.get("negative_caption"))
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
@@ -364,7 +365,6 @@ class TextToVideoGAN(pl.LightningModule):
                              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
                                        int(has_gauss), float(cached)],
                              "python": random.getstate()}
-        checkpoint["caption_pool"] = self.gan_loss.pool.state()     # `edit` negatives draw from it
         world = self.trainer.world_size if self._trainer is not None else 1
         if world > 1 and torch.distributed.is_initialized():   # every rank runs this hook; rank 0 writes
             states = [None] * world
@@ -373,7 +373,6 @@ class TextToVideoGAN(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_compatible(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
-        self.gan_loss.pool.load(checkpoint.get("caption_pool", []))
         rng = checkpoint.get("rng")
         ranks = checkpoint.get("rng_ranks") or []
         world = self.trainer.world_size if self._trainer is not None else 1

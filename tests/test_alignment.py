@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from gan_video.metrics.alignment import TextAlignment, _render_pool, load_classifier, train_classifier
@@ -62,3 +63,26 @@ def test_alignment_callback_logs_during_validation_with_a_cold_cache(tmp_path, m
     logged = trainer.callback_metrics
     assert {"align/seen/color", "align/seen/shape", "align/seen/direction"} <= set(logged)
     assert all(0.0 <= float(logged[k]) <= 1.0 for k in logged if k.startswith("align/"))
+
+
+def test_shipped_judge_loads_without_training_and_reads_real_clips(monkeypatch, tmp_path):
+    """The default size's judge ships as safetensors: no training (and no cache) when it is used, and
+    it reads fresh real clips (another seed than its training pool) nearly perfectly."""
+    import gan_video.metrics.alignment as A
+    from gan_video.data.shapes import MovingShapes
+
+    def refuse(*a, **k):
+        raise AssertionError("the shipped judge must not be retrained")
+
+    monkeypatch.setattr(A, "train_classifier", refuse)
+    model, stored = load_classifier(64, 32)
+    assert set(stored) == set(A.ATTRIBUTES) and all(v >= 0.95 for v in stored.values())
+    assert not (tmp_path / "cache" / "alignment").exists()
+    video, labels = _render_pool(MovingShapes(192, 64, 32, seed=777), range(192))
+    acc = A.accuracy(model, video, labels)
+    assert all(v >= 0.93 for v in acc.values()), acc
+    # a judge of another version is refused with the fix in the message
+    A.save_classifier(model, stored, tmp_path / "old.safetensors")
+    monkeypatch.setattr(A, "CLASSIFIER_VERSION", A.CLASSIFIER_VERSION + 1)
+    with pytest.raises(ValueError, match="delete it to retrain"):
+        A.read_classifier(tmp_path / "old.safetensors")

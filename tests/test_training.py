@@ -47,7 +47,7 @@ def test_bf16_mixed_precision_trains(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("G."))
 
 
-@pytest.mark.parametrize("mismatch", ["shift", "similar", "edit"])
+@pytest.mark.parametrize("mismatch", ["shift", "similar", "counterfactual"])
 def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path, mismatch):
     pl.seed_everything(0)
     cfg = copy.deepcopy(TINY)
@@ -155,8 +155,8 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_model(str(tmp_path / "other.ckpt"))
 
 
-# mid-epoch, at the end of an epoch, and with `edit` negatives (drawn from the saved caption pool)
-@pytest.mark.parametrize("stop_after,mismatch", [(3, "shift"), (4, "shift"), (3, "edit")])
+# mid-epoch, at the end of an epoch, and with the dataset's counterfactual captions
+@pytest.mark.parametrize("stop_after,mismatch", [(3, "shift"), (4, "shift"), (3, "counterfactual")])
 def test_resumed_run_continues_identically(tmp_path, stop_after, mismatch):
     """A run interrupted after `stop_after` batches and resumed from the checkpoint it left ends with
     the same weights as a run that never stopped (same data order, noise and optimiser state)."""
@@ -174,7 +174,6 @@ def test_resumed_run_continues_identically(tmp_path, stop_after, mismatch):
     straight = run(12, save=True)                       # 6 batches, a checkpoint every batch
     resumed = run(12, ckpt=str(tmp_path / "ck" / f"step={2 * stop_after}.ckpt"))
     assert int(straight.batches) == int(resumed.batches) == 6
-    assert straight.gan_loss.pool.captions and resumed.gan_loss.pool.captions == straight.gan_loss.pool.captions
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
 
@@ -198,36 +197,42 @@ def test_similar_caption_pairs_are_text_hard_negatives():
     assert all(caps[i] != caps[j] for i, j in enumerate(pairs))
 
 
-def test_edit_negatives_differ_in_one_word_each_position_equally_often():
-    """`edit`: the second wrong caption is a caption seen in training one word away from the right
-    one, each word position with a variant drawn equally often; never a caption outside the pool
-    (held-out pairs stay unseen); a caption without a variant falls back to another clip's."""
+def test_counterfactual_captions_change_one_attribute_in_the_same_words():
+    """The shapes' `negative_caption`: the clip's caption with exactly one attribute changed (each
+    attribute about a third of the time), the same template and words, never a held-out pair; the
+    loss uses it as the second wrong caption and asks for it clearly when the data has none."""
     from collections import Counter
 
-    from gan_video.data.shapes import COLORS, DIRECTIONS, SHAPES
-    from gan_video.losses import CaptionPool, edit_negatives
+    from gan_video.data.shapes import MovingShapes, caption_for
+    from gan_video.losses import counterfactual_negatives
 
-    held_out = {"a red triangle moving left"}
-    pool = CaptionPool([f"a {c} {s} moving {d}" for c in COLORS for s in SHAPES for d in DIRECTIONS
-                        if f"a {c} {s} moving {d}" not in held_out])
-    pool.add(["a red circle moving left"])                         # seen twice: kept once
-    assert len(pool.captions) == len(COLORS) * len(SHAPES) * len(DIRECTIONS) - 1
-    right = "a red circle moving left"
-    torch.manual_seed(0)
-    positions = Counter()
-    for _ in range(300):
-        perm, wrong = edit_negatives([right, "x y"], None, pool)
-        w = wrong[0].split()
-        diff = [i for i, (a, b) in enumerate(zip(right.split(), w)) if a != b]
-        assert len(w) == 5 and len(diff) == 1 and wrong[0] in pool.captions and wrong[0] not in held_out
-        positions[diff[0]] += 1
-        assert wrong[1] == right                                     # "x y" has no variant
-    assert set(positions) == {1, 2, 4}                               # colour, shape, direction
-    assert all(80 <= n <= 120 for n in positions.values()), positions
-    restored = CaptionPool()
-    restored.load(pool.state())
-    assert restored.neighbours(right) == pool.neighbours(right)
-    assert CaptionPool().neighbours(right) == {}
+    holdout = [("red", "triangle"), ("green", "square"), ("blue", "circle")]
+    ds = MovingShapes(600, 16, 2, seed=3, holdout=holdout)
+    changed = Counter()
+    for i in range(600):
+        item, c = ds[i], ds.clip(i)
+        assert item["caption"] == c.caption
+        attrs = {"color": c.color, "shape": c.shape, "direction": c.direction}
+        hits = [(k, v) for k in attrs for v in ds_values(k) if v != attrs[k]
+                and item["negative_caption"] == caption_for(**{**attrs, k: v}, template=c.wording[0],
+                                                            shape_word=c.wording[1], dir_phrase=c.wording[2])]
+        assert len(hits) == 1, (item["caption"], item["negative_caption"])
+        k, v = hits[0]
+        new = {**attrs, k: v}
+        assert (new["color"], new["shape"]) not in holdout
+        changed[k] += 1
+    assert all(150 <= n <= 250 for n in changed.values()) and len(changed) == 3, changed
+    assert ds[5]["negative_caption"] == ds[5]["negative_caption"]                 # deterministic
+    perm, wrong = counterfactual_negatives(["a", "b"], None, ["x", "y"])
+    assert perm.tolist() == [1, 0] and wrong == ["x", "y"]
+    with pytest.raises(ValueError, match="needs clips that carry a 'negative_caption'"):
+        counterfactual_negatives(["a", "b"], None, None)
+
+
+def ds_values(attr):
+    from gan_video.data.shapes import ATTRIBUTE_VALUES
+
+    return ATTRIBUTE_VALUES[attr]
 
 
 @pytest.mark.parametrize("arch", ["animator", "layered"])

@@ -101,6 +101,7 @@ class ShapeClip:
     distance: float      # distance travelled over the clip, fraction of the frame side
     background: tuple[float, float, float]
     angle: float         # rotation of squares / triangles, radians (fixed over the clip)
+    wording: tuple[int, int, int] = (0, 0, 0)   # template, shape word, direction phrase of the caption
 
     def centre(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dx, dy = DIRECTION_VECTORS[self.direction]
@@ -131,7 +132,30 @@ def draw_clip(seed: int, index: int, pairs: Sequence[Pair],
     angle = float(rng.uniform(-0.3, 0.3))
     if caption is None:
         caption = caption_for(color, shape, direction, template, shape_word, dir_phrase)
-    return ShapeClip(color, shape, direction, caption, size, start, distance, bg, angle)
+    return ShapeClip(color, shape, direction, caption, size, start, distance, bg, angle,
+                     (template, shape_word, dir_phrase))
+
+
+ATTRIBUTE_VALUES = {"color": tuple(COLORS), "shape": SHAPES, "direction": DIRECTIONS}
+
+
+def counterfactual(clip: ShapeClip, pairs: Sequence[Pair], rng: np.random.Generator) -> tuple[str, dict]:
+    """The clip's caption with exactly one attribute changed, in the same wording: the attribute
+    drawn uniformly (colour, shape, direction), then its new value among those that keep the
+    (colour, shape) pair in ``pairs`` (so held-out pairs never appear). Returns the caption and
+    the attributes it names. A wrong caption for the clip that differs from the right one in that
+    attribute alone: the matching-aware loss's hardest honest negative (``mismatch: counterfactual``)."""
+    allowed = set(pairs)
+    attrs = {"color": clip.color, "shape": clip.shape, "direction": clip.direction}
+    options = {}
+    for name, values in ATTRIBUTE_VALUES.items():
+        found = [v for v in values if v != attrs[name]
+                 and (({**attrs, name: v}["color"], {**attrs, name: v}["shape"]) in allowed)]
+        if found:
+            options[name] = found
+    name = sorted(options)[int(rng.integers(len(options)))]
+    new = {**attrs, name: options[name][int(rng.integers(len(options[name])))]}
+    return caption_for(new["color"], new["shape"], new["direction"], *clip.wording), new
 
 
 def render_clip(clip: ShapeClip, frames: int, resolution: int,
@@ -205,7 +229,9 @@ class MovingShapes(Dataset):
         c = self.clip(index)
         video = render_clip(c, self.frames, self.resolution)
         video = torch.from_numpy(video).permute(3, 0, 1, 2).mul_(2.0).sub_(1.0)
-        return {"video": video, "caption": c.caption, "color": COLORS_INDEX[c.color],
+        # an independent stream per clip, so the counterfactual changes none of the clip's draws
+        wrong, _ = counterfactual(c, self.pairs, np.random.default_rng([int(self.seed) & 0xFFFFFFFF, index, 0xC0F]))
+        return {"video": video, "caption": c.caption, "negative_caption": wrong, "color": COLORS_INDEX[c.color],
                 "shape": SHAPES.index(c.shape), "direction": DIRECTIONS.index(c.direction)}
 
 

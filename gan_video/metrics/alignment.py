@@ -5,12 +5,16 @@ predicts colour, shape and direction. Applied to clips generated from canonical 
 per attribute, the share of clips that show what the prompt asked for, separately for the pairs the
 generator saw in training and for the held-out ones.
 
-The classifier is trained once per (resolution, frames) and cached (``$GAN_VIDEO_CACHE`` or
-``~/.cache/gan_video/alignment``); its accuracy on fresh real clips is stored beside it and reported,
-so a reader can tell the judge from the judged.
+The judge of the default size (64 px, 32 frames) ships with the package
+(``gan_video/assets/alignment_v6_64px_32f_800.safetensors``, made by
+``python tools/train_alignment_classifier.py``), so every user's figures come from the same judge
+and no run spends minutes training it. Other sizes are trained once per (resolution, frames) and
+cached (``$GAN_VIDEO_CACHE`` or ``~/.cache/gan_video/alignment``). The judge's accuracy on fresh real
+clips is stored with it and reported, so a reader can tell the judge from the judged.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -134,15 +138,56 @@ def train_classifier(resolution: int = 64, frames: int = 32, steps: int = 800, b
     return model.eval(), accuracy(model, test_video, test_labels)
 
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def classifier_name(resolution: int, frames: int, steps: int) -> str:
+    return f"v{CLASSIFIER_VERSION}_{resolution}px_{frames}f_{steps}"
+
+
+def save_classifier(model: AttributeClassifier, real_accuracy: dict, path, **info) -> None:
+    """The judge as safetensors (no pickle), its real accuracy and ``info`` in the metadata."""
+    from safetensors.torch import save_file
+
+    meta = {"version": str(CLASSIFIER_VERSION), "real_accuracy": json.dumps(real_accuracy),
+            **{k: str(v) for k, v in info.items()}}
+    atomic_write(Path(path), lambda tmp: save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                                                   str(tmp), metadata=meta))
+
+
+def read_classifier(path) -> tuple[AttributeClassifier, dict]:
+    """A judge written by :func:`save_classifier` (``.safetensors``) or by older versions (``.pt``,
+    read with ``weights_only``)."""
+    path = Path(path)
+    model = AttributeClassifier()
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        if meta.get("version") != str(CLASSIFIER_VERSION):
+            raise ValueError(f"{path} holds alignment classifier version {meta.get('version')}, this "
+                             f"gan_video needs version {CLASSIFIER_VERSION}: delete it to retrain")
+        accuracy = json.loads(meta["real_accuracy"])
+    else:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        state, accuracy = blob["state_dict"], blob["real_accuracy"]
+    model.load_state_dict(state)
+    return model.eval(), accuracy
+
+
 def load_classifier(resolution: int = 64, frames: int = 32, path: Optional[str] = None,
                     steps: int = 800) -> tuple[AttributeClassifier, dict]:
-    """The cached judge for this clip size, trained (about 90 s on 2 CPU cores) if absent."""
-    path = Path(path) if path else cache_dir() / "alignment" / f"v{CLASSIFIER_VERSION}_{resolution}px_{frames}f_{steps}.pt"
+    """The judge for this clip size: ``path`` if given, else the one shipped with the package for
+    this size, else the cached one, else trained (about 90 s on 2 CPU cores) and cached."""
+    name = classifier_name(resolution, frames, steps)
+    shipped = ASSETS / f"alignment_{name}.safetensors"
+    if path is None and shipped.is_file():
+        return read_classifier(shipped)
+    path = Path(path) if path else cache_dir() / "alignment" / f"{name}.pt"
     if path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = AttributeClassifier()
-        model.load_state_dict(blob["state_dict"])
-        return model.eval(), blob["real_accuracy"]
+        return read_classifier(path)
     # may be called from inside a Lightning validation loop (no_grad / inference mode)
     with torch.inference_mode(False), torch.enable_grad():
         model, acc = train_classifier(resolution, frames, steps)
