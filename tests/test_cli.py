@@ -43,7 +43,7 @@ def test_config_typos_fail_when_read_naming_the_allowed_values(tmp_path, capsys,
         return capsys.readouterr().err
 
     for arg, value, allowed in (("--model.loss", "hingee", "'hinge', 'nonsaturating'"),
-                                ("--model.mismatch", "hardest", "'shift', 'similar'"),
+                                ("--model.mismatch", "hardest", "'shift', 'similar', 'counterfactual'"),
                                 ("--model.generator.arch", "layerd", "'layered', 'animator', 't2v2018'"),
                                 ("--model.text.name", "minlm", "'small', 'bag', 'minilm', 'clip'")):
         err = fails(arg, value)
