@@ -90,13 +90,15 @@ def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
 
 
 # ---------------------------------------------------------------------------- wrong captions
-def shift_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
+def shift_negatives(captions: list[str], tokens: Optional[torch.Tensor],
+                    negatives: Optional[Sequence[str]] = None) -> list[torch.Tensor]:
     """One wrong caption per real clip: another clip's (the 2018 paper's negatives)."""
     perm = mismatch_permutation(captions)
     return [] if perm is None else [perm]
 
 
-def similar_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
+def similar_negatives(captions: list[str], tokens: Optional[torch.Tensor],
+                      negatives: Optional[Sequence[str]] = None) -> list[torch.Tensor]:
     """Two wrong captions per real clip: another clip's, and the most similar different one."""
     perm = mismatch_permutation(captions)
     return [] if perm is None else [perm, similar_caption_pairs(tokens, captions)]
@@ -117,8 +119,8 @@ def counterfactual_negatives(captions: list[str], tokens: Optional[torch.Tensor]
 # a batch index whose caption is wrong for it (a tensor) or the wrong caption itself (a list of
 # strings, embedded by the caller's text encoder); each adds one wrong-caption score per real clip
 MISMATCH: dict[str, Callable[..., list]] = {
-    "shift": lambda captions, tokens, negatives=None: shift_negatives(captions, tokens),
-    "similar": lambda captions, tokens, negatives=None: similar_negatives(captions, tokens),
+    "shift": shift_negatives,
+    "similar": similar_negatives,
     "counterfactual": counterfactual_negatives,
 }
 # strategies that compare token ids (a frozen text encoder otherwise needs none)

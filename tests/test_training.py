@@ -203,7 +203,7 @@ def test_counterfactual_captions_change_one_attribute_in_the_same_words():
     loss uses it as the second wrong caption and asks for it clearly when the data has none."""
     from collections import Counter
 
-    from gan_video.data.shapes import MovingShapes, caption_for
+    from gan_video.data.shapes import ATTRIBUTE_VALUES, MovingShapes, caption_for
     from gan_video.losses import counterfactual_negatives
 
     holdout = [("red", "triangle"), ("green", "square"), ("blue", "circle")]
@@ -213,7 +213,7 @@ def test_counterfactual_captions_change_one_attribute_in_the_same_words():
         item, c = ds[i], ds.clip(i)
         assert item["caption"] == c.caption
         attrs = {"color": c.color, "shape": c.shape, "direction": c.direction}
-        hits = [(k, v) for k in attrs for v in ds_values(k) if v != attrs[k]
+        hits = [(k, v) for k in attrs for v in ATTRIBUTE_VALUES[k] if v != attrs[k]
                 and item["negative_caption"] == caption_for(**{**attrs, k: v}, template=c.wording[0],
                                                             shape_word=c.wording[1], dir_phrase=c.wording[2])]
         assert len(hits) == 1, (item["caption"], item["negative_caption"])
@@ -227,12 +227,6 @@ def test_counterfactual_captions_change_one_attribute_in_the_same_words():
     assert perm.tolist() == [1, 0] and wrong == ["x", "y"]
     with pytest.raises(ValueError, match="needs clips that carry a 'negative_caption'"):
         counterfactual_negatives(["a", "b"], None, None)
-
-
-def ds_values(attr):
-    from gan_video.data.shapes import ATTRIBUTE_VALUES
-
-    return ATTRIBUTE_VALUES[attr]
 
 
 @pytest.mark.parametrize("arch", ["animator", "layered"])

@@ -185,13 +185,16 @@ def load_classifier(resolution: int = 64, frames: int = 32, path: Optional[str] 
     shipped = ASSETS / f"alignment_{name}.safetensors"
     if path is None and shipped.is_file():
         return read_classifier(shipped)
-    path = Path(path) if path else cache_dir() / "alignment" / f"{name}.pt"
+    path = Path(path) if path else cache_dir() / "alignment" / f"{name}.safetensors"
     if path.is_file():
         return read_classifier(path)
     # may be called from inside a Lightning validation loop (no_grad / inference mode)
     with torch.inference_mode(False), torch.enable_grad():
         model, acc = train_classifier(resolution, frames, steps)
-    atomic_write(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "real_accuracy": acc}, tmp))
+    if path.suffix == ".safetensors":
+        save_classifier(model, acc, path, resolution=resolution, frames=frames, steps=steps)
+    else:       # an explicit older-style path: written as read_classifier reads it back
+        atomic_write(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "real_accuracy": acc}, tmp))
     return model, acc
 
 
