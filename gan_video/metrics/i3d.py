@@ -17,6 +17,7 @@ Weights (see :mod:`gan_video.weights` for the search order):
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Optional
@@ -112,6 +113,52 @@ class Unit3D(nn.Module):
         x = F.conv3d(x, weight, bias, self.stride, pads)
         return F.relu_(x) if self.relu else x
 
+    def fold_(self, dtype: torch.dtype) -> "Unit3D":
+        """Fold the batch norm into the conv for good (in float32, then cast to ``dtype``): an
+        inference-only unit with a plain biased conv."""
+        weight, bias = (t.detach().clone() for t in self.folded()) if self.norm else (self.conv.weight.detach(), self.conv.bias)
+        self.conv.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
+        if bias is not None:
+            self.conv.bias = nn.Parameter(bias.detach().to(dtype), requires_grad=False)
+        if self.norm:
+            del self.mean, self.var, self.bn_bias
+            self.norm = False
+        self._folded_key = None
+        return self
+
+
+class SpaceToDepthStem(nn.Module):
+    """I3D's first unit (7x7x7 conv, stride 2, 3 input channels, "SAME") for inference, rewritten as
+    a 2x2x2 space-to-depth rearrangement of the input and a 4x4x4 stride-1 conv on 24 channels. The
+    same sums (the kernel gets one zero row per axis, 8 = 4 x 2), in a shape that bf16 matrix units
+    run fast: a conv with 3 input channels is the slowest layer of the network there (on a 2-core
+    Xeon with AMX: 0.042 against 0.083 s per clip under autocast)."""
+
+    def __init__(self, unit: Unit3D, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        if unit.kernel != (7, 7, 7) or unit.stride != (2, 2, 2):
+            raise ValueError(f"space-to-depth stem needs a 7x7x7 stride-2 unit, got {unit.kernel} {unit.stride}")
+        weight, bias = unit.folded() if unit.norm else (unit.conv.weight, unit.conv.bias)
+        cout, cin = weight.shape[:2]
+        w8 = F.pad(weight.detach().float(), (0, 1, 0, 1, 0, 1)).view(cout, cin, 4, 2, 4, 2, 4, 2)
+        w8 = w8.permute(0, 1, 3, 5, 7, 2, 4, 6).reshape(cout, cin * 8, 4, 4, 4)
+        self.register_buffer("weight", w8.to(dtype).contiguous(memory_format=torch.channels_last_3d))
+        self.register_buffer("bias", None if bias is None else bias.detach().to(dtype))
+        self.relu = unit.relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size in reversed(x.shape[2:]):
+            out = -(-size // 2)                   # "SAME": ceil(size / 2) outputs, 2 * out + 5 - size of padding,
+            before = (2 * out + 5 - size) // 2    # the odd one after; one more zero after makes the length even
+            pads += [before, 2 * out + 6 - size - before]
+        x = F.pad(x, pads)
+        b, c, t, h, w = x.shape
+        x = x.view(b, c, t // 2, 2, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 7, 2, 4, 6)
+        x = x.reshape(b, c * 8, t // 2, h // 2, w // 2).contiguous(memory_format=torch.channels_last_3d)
+        x = F.conv3d(x, self.weight, self.bias)
+        return F.relu_(x) if self.relu else x
+
 
 class Inception(nn.Module):
     """Four branches: 1x1; 1x1 -> 3x3x3; 1x1 -> 3x3x3; 3x3x3 max pool -> 1x1; concatenated."""
@@ -179,8 +226,25 @@ class InceptionI3d(nn.Module):
             raise ValueError(f"I3D needs clips of at least {MIN_FRAMES} frames, got {x.shape[2]}")
         for layer in self.features.values():
             x = layer(x)
-        x = F.avg_pool3d(x, (2, 7, 7), 1)          # "VALID": [B, 1024, T', 1, 1]
+        x = F.avg_pool3d(x.float(), (2, 7, 7), 1)  # "VALID": [B, 1024, T', 1, 1]
         return self.logits(x).mean((2, 3, 4))      # squeeze space, average the logits over time
+
+    def inference_copy(self, dtype: torch.dtype = torch.bfloat16) -> "InceptionI3d":
+        """A copy for fast inference in ``dtype`` (inputs must come in that dtype): every batch norm
+        folded into its conv in float32 and the weights cast once (no per-call casts as under
+        autocast), the first unit as a :class:`SpaceToDepthStem` when ``dtype`` is not float32; the
+        head (average pool, logits, time mean) stays float32. The copy cannot be trained."""
+        net = copy.deepcopy(self).eval().requires_grad_(False)
+        for name, layer in list(net.features.items()):
+            if name == "Conv3d_1a_7x7" and dtype != torch.float32:
+                net.features[name] = SpaceToDepthStem(layer, dtype)
+            else:
+                for unit in layer.modules():
+                    if isinstance(unit, Unit3D):
+                        unit.fold_(dtype)
+        net.logits.fold_(torch.float32)
+        net.dtype = dtype
+        return net
 
     def units(self):
         """(torch prefix, Flax path) of every conv unit, for weight conversion."""

@@ -54,7 +54,7 @@ class EvalOptions:
     progress: bool = True
     use_cache: bool = True                       # real FVD statistics from / to the cache
     i3d: Optional[str] = None                    # I3D weights file (default: search order)
-    fvd_precision: str = "32"                    # "bf16": I3D under bfloat16 autocast (GPUs)
+    fvd_precision: str = "32"                    # "bf16": a bfloat16 I3D (GPUs, CPUs with AMX)
     fvd_extractor: Optional[nn.Module] = None    # replaces I3D (tests, other feature networks)
     fvd_features: int = 400
     fvd_floor: bool = False                      # also real vs other real clips (the floor)
