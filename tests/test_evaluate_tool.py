@@ -1,5 +1,8 @@
 """gan-video-evaluate end to end on a tiny checkpoint and on two folders of videos (real I3D)."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -108,3 +111,18 @@ def test_stride_samples_the_real_side_like_the_training_clips(tiny_checkpoint_20
     (row,) = json.loads(out.read_text())["results"]
     assert row["metric"] == "fvd4_10f_s2" and "4 real clips of 10 frames at stride 2" in row["protocol"]
     assert asked == [2] and row["value"] > 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_applies_on_glibc_and_can_be_switched_off():
+    """The evaluator keeps freed memory (no page faults per I3D batch); GAN_VIDEO_MALLOC=default
+    turns that off. Run in fresh processes: the setting is process-wide."""
+    code = ("import torch; from gan_video.tools import keep_freed_memory as k; ok = k(); "
+            "x = [torch.empty(64 << 20, dtype=torch.uint8).fill_(1) for _ in range(3)]; "
+            "assert all(int(t.sum()) == 64 << 20 for t in x); print(ok)")
+    env = {**os.environ}
+    env.pop("GAN_VIDEO_MALLOC", None)
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "GAN_VIDEO_MALLOC": "default"})
+    assert (on.stdout.split(), off.stdout.split()) == (["True"], ["False"])

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from . import run_report_tool
+from . import keep_freed_memory, run_report_tool
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 DEFAULT_METRICS = "fvd2048_16f,clipsim,lpips_jitter,lpips_diversity,align"
@@ -176,6 +176,8 @@ def evaluate(args) -> dict:
     if not args.checkpoint and not args.real:
         raise ValueError("nothing to evaluate: pass --checkpoint CKPT or --real DIR --fake DIR")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cpu":
+        keep_freed_memory()      # I3D's large activations: no page faults per batch
     if args.precision == "bf16":
         from ..metrics.fvd import check_bf16_device
 
