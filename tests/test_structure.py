@@ -16,7 +16,7 @@ LAYERS = [
     ("models", "data"),
     ("provenance",),
     ("watermark",),
-    ("weights_text",),
+    ("weights_text", "weights_image"),
     ("weights",),
     ("cache",),
 ]

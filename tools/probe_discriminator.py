@@ -1,7 +1,8 @@
 """Which words of a caption does the discriminator read? A diagnostic for text-conditioned training
 on the built-in shapes.
 
-Real clips are scored by D (every head) with their canonical caption "a {colour} {shape} moving
+Real clips are scored by D (every head, and the text-matching head when D has one: its similarity of
+the clip's frames with the caption) with their canonical caption "a {colour} {shape} moving
 {direction}" and with the same caption with one attribute swapped for another value; the table gives,
 per attribute and head, the share of clips whose right caption scores higher, and the mean gap.
 50% means D does not read that word; a generator cannot learn a word its discriminator ignores.
@@ -29,14 +30,26 @@ def probe(model, clips: int = 128, seed: int = 4242, batch: int = 32) -> dict:
         video = torch.stack([ds[i]["video"] for i in idx])
         meta = [ds.clip(i) for i in idx]
         attrs = [{"color": c.color, "shape": c.shape, "direction": c.direction} for c in meta]
-        feat = model.D.features(video, model.D.frame_index(video.shape[2], video.device), None)
-        right = model.D.score(feat, model.embed_text(model.text_d, [canonical_prompt(**a) for a in attrs]))
+        index = model.D.frame_index(video.shape[2], video.device)
+        feat = model.D.features(video, index, None)
+
+        def scores(captions):
+            text = model.embed_text(model.text_d, captions)
+            out = model.D.score(feat, text)
+            if getattr(model.D, "matcher", None) is not None:       # the matching head: its own caption's logit
+                logits = model.D.match_logits(video, text, index)      # [B * K, B]
+                k = logits.shape[0] // len(captions)
+                out["matching"] = logits.diagonal(0, 0, 1) if k == 1 else \
+                    logits.view(len(captions), k, -1).diagonal(0, 0, 2).mean(0)
+            return out
+
+        right = scores([canonical_prompt(**a) for a in attrs])
         for name, values in ATTRIBUTE_VALUES.items():
             wrong_caps = []
             for a in attrs:
                 other = [v for v in values if v != a[name]]
                 wrong_caps.append(canonical_prompt(**{**a, name: other[int(torch.randint(len(other), (), generator=gen))]}))
-            wrong = model.D.score(feat, model.embed_text(model.text_d, wrong_caps))
+            wrong = scores(wrong_caps)
             for head in right:
                 wins[name].setdefault(head, []).append((right[head] > wrong[head]).float())
                 gaps[name].setdefault(head, []).append(right[head] - wrong[head])

