@@ -14,25 +14,36 @@ def params(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+class MetricsPerBatch(pl.Callback):
+    """The trainer's callback metrics after every batch: ``rows`` (one dict per batch) and ``keys``
+    (every metric logged at any batch)."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.rows.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    @property
+    def keys(self) -> set:
+        return set().union(*self.rows)
+
+
 def test_training_steps_run_without_nan_and_change_weights(tmp_path):
     pl.seed_everything(0)
     model = TextToVideoGAN(**TINY)
     before = params(model)
-    losses = []
-
-    class Keep(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            losses.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+    kept = MetricsPerBatch()
 
     # Lightning counts the D and the G optimiser step: max_steps=6 is 3 batches
-    tiny_trainer(tmp_path, max_steps=6, callbacks=[Keep()]).fit(model, datamodule=tiny_data())
+    tiny_trainer(tmp_path, max_steps=6, callbacks=[kept]).fit(model, datamodule=tiny_data())
     after = params(model)
     assert all(torch.isfinite(v).all() for v in after.values())
     for prefix in ("G.", "D.", "text_g.", "text_d.", "G_ema."):
         changed = [k for k in before if k.startswith(prefix) and before[k].dtype.is_floating_point
                    and not torch.equal(before[k], after[k])]
         assert changed, f"no weight of {prefix} changed"
-    assert len(losses) == 3 and int(model.batches) == 3 and all(torch.isfinite(torch.tensor(l["loss_d"])) for l in losses)
+    assert len(kept.rows) == 3 and int(model.batches) == 3 and all(torch.isfinite(torch.tensor(l["loss_d"])) for l in kept.rows)
 
 
 def test_bf16_mixed_precision_trains(tmp_path):
@@ -55,15 +66,11 @@ def test_r1_and_nonsaturating_and_2018_generator_train(tmp_path, mismatch):
     cfg["discriminator"].update(conditioning="filters")
     model = TextToVideoGAN(**cfg, loss="nonsaturating", r1_gamma=1.0, r1_every=1, mismatch=mismatch,
                            reverse_negatives=0.5, share_text=False)
-    logged = {}
+    kept = MetricsPerBatch()
 
-    class Keep(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            logged.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-
-    tiny_trainer(tmp_path, max_steps=2, callbacks=[Keep()]).fit(model, datamodule=tiny_data())
+    tiny_trainer(tmp_path, max_steps=2, callbacks=[kept]).fit(model, datamodule=tiny_data())
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert {"train/r1", "train/d_video_reversed", "train/gist_recon", "train/d_frame_mismatched"} <= set(logged)
+    assert {"train/r1", "train/d_video_reversed", "train/gist_recon", "train/d_frame_mismatched"} <= kept.keys
 
 
 def test_gan_loss_known_answers():
@@ -239,19 +246,15 @@ def test_sparse_training_changes_weights_without_nan(tmp_path, arch):
     cfg["discriminator"]["sparse_frames"] = 3
     model = TextToVideoGAN(**cfg, reverse_negatives=0.5, r1_gamma=1.0, r1_every=2)
     before = params(model)
-    logged = {}
+    kept = MetricsPerBatch()
 
-    class Keep(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            logged.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-
-    tiny_trainer(tmp_path, max_steps=6, callbacks=[Keep()]).fit(model, datamodule=tiny_data())
+    tiny_trainer(tmp_path, max_steps=6, callbacks=[kept]).fit(model, datamodule=tiny_data())
     after = params(model)
     assert all(torch.isfinite(v).all() for v in after.values())
     for prefix in ("G.", "D.frame.", "D.motion.", "G_ema."):
         assert any(not torch.equal(before[k], after[k]) for k in before
                    if k.startswith(prefix) and before[k].dtype.is_floating_point), prefix
-    assert {"train/d_motion_real", "train/d_motion_mismatched", "train/d_video_reversed", "train/r1"} <= set(logged)
+    assert {"train/d_motion_real", "train/d_motion_mismatched", "train/d_video_reversed", "train/r1"} <= kept.keys
     assert model.generate(["a red circle moving left"], [0]).shape == (1, 3, 8, 64, 64)
 
 
@@ -354,16 +357,12 @@ def test_matching_head_trains_on_real_clips_and_teaches_the_generator(tmp_path):
     model = TextToVideoGAN(**cfg, mismatch="counterfactual")
     assert model.D.matcher is not None and model.D.matcher.net[0].ready
     before = params(model)
-    logged = []
+    kept = MetricsPerBatch()
 
-    class Keep(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            logged.append({k: float(v) for k, v in trainer.callback_metrics.items()})
-
-    tiny_trainer(tmp_path, max_steps=4, callbacks=[Keep()]).fit(model, datamodule=tiny_data())
+    tiny_trainer(tmp_path, max_steps=4, callbacks=[kept]).fit(model, datamodule=tiny_data())
     after = params(model)
-    assert {"train/d_match", "train/g_match"} <= set(logged[-1]), sorted(logged[-1])
-    assert all(0 < l["train/d_match"] < 10 and 0 < l["train/g_match"] < 10 for l in logged)
+    assert {"train/d_match", "train/g_match"} <= set(kept.rows[-1]), sorted(kept.rows[-1])
+    assert all(0 < l["train/d_match"] < 10 and 0 < l["train/g_match"] < 10 for l in kept.rows)
     trunk = [k for k in before if k.startswith("D.matcher.net.0.")]
     learned = [k for k in before if k.startswith("D.matcher.") and k not in trunk]
     assert trunk and all(torch.equal(before[k], after[k]) for k in trunk)

@@ -116,10 +116,10 @@ class Unit3D(nn.Module):
     def fold_(self, dtype: torch.dtype) -> "Unit3D":
         """Fold the batch norm into the conv for good (in float32, then cast to ``dtype``): an
         inference-only unit with a plain biased conv."""
-        weight, bias = (t.detach().clone() for t in self.folded()) if self.norm else (self.conv.weight.detach(), self.conv.bias)
-        self.conv.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
+        weight, bias = self.folded()          # (the conv's own weight and bias when there is no norm)
+        self.conv.weight = nn.Parameter(weight.detach().to(dtype, copy=True), requires_grad=False)
         if bias is not None:
-            self.conv.bias = nn.Parameter(bias.detach().to(dtype), requires_grad=False)
+            self.conv.bias = nn.Parameter(bias.detach().to(dtype, copy=True), requires_grad=False)
         if self.norm:
             del self.mean, self.var, self.bn_bias
             self.norm = False
@@ -138,7 +138,7 @@ class SpaceToDepthStem(nn.Module):
         super().__init__()
         if unit.kernel != (7, 7, 7) or unit.stride != (2, 2, 2):
             raise ValueError(f"space-to-depth stem needs a 7x7x7 stride-2 unit, got {unit.kernel} {unit.stride}")
-        weight, bias = unit.folded() if unit.norm else (unit.conv.weight, unit.conv.bias)
+        weight, bias = unit.folded()
         cout, cin = weight.shape[:2]
         w8 = F.pad(weight.detach().float(), (0, 1, 0, 1, 0, 1)).view(cout, cin, 4, 2, 4, 2, 4, 2)
         w8 = w8.permute(0, 1, 3, 5, 7, 2, 4, 6).reshape(cout, cin * 8, 4, 4, 4)
@@ -243,7 +243,6 @@ class InceptionI3d(nn.Module):
                     if isinstance(unit, Unit3D):
                         unit.fold_(dtype)
         net.logits.fold_(torch.float32)
-        net.dtype = dtype
         return net
 
     def units(self):

@@ -326,6 +326,7 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         if cfg.matching < 0:
             raise ValueError(f"discriminator.matching {cfg.matching} must be >= 0 (0: no matching head)")
+        self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
         k = cfg.sparse_frames
         if k:
             if not 2 <= k <= frames:
@@ -333,10 +334,8 @@ class Discriminator(nn.Module):
                                  f"{frames} (or 0 for whole clips)")
             self.frame = FrameHead(cfg, resolution, text_dim, k)
             self.video, self.motion = None, MotionHead(cfg, resolution, text_dim)
-            self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
             return
         self.motion = None
-        self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
         self.frame = FrameHead(cfg, resolution, text_dim, cfg.frame_samples) if cfg.frame_samples > 0 else None
         self.video = VideoHead(cfg, resolution, frames, text_dim) if cfg.video_resolution >= 0 else None
         if self.frame is None and self.video is None:
