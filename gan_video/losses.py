@@ -14,7 +14,7 @@ D loss, per head (Reed et al. 2016's matching-aware loss, used by the 2018 T2V p
     + r1_gamma / 2 * r1_every * R1                                   # lazy R1, every r1_every steps
     + matching * match(real clips; their captions among the batch's and the wrong ones)
 
-and the G loss adds ``matching * match(generated clips; their captions among the batch's)`` when
+and the G loss adds ``matching_g * match(generated clips; their captions among the batch's)`` when
 the discriminator has a matching head (``discriminator.matching``): a softmax cross-entropy over
 the head's similarities, where other clips with the same caption are left out, not negatives.
 
@@ -73,6 +73,23 @@ def similar_caption_pairs(tokens: torch.Tensor, captions: list[str]) -> torch.Te
     sim = sim + 1e-3 * torch.rand(n, n)      # random tie-breaks
     # same-caption pairs (the clip itself included) score -1, below any real overlap
     return sim.masked_fill(same_caption_mask(captions), -1.0).argmax(1)
+
+
+def mode_seeking(fake: torch.Tensor, noise: dict, captions: Sequence[str], eps: float = 1e-5) -> Optional[torch.Tensor]:
+    """MSGAN's mode-seeking term (Mao et al. 2019) over the batch's pairs of clips with the same
+    caption: ``1 / (mean over pairs of d(clip_i, clip_j) / d(z_i, z_j) + eps)``, both distances mean
+    absolute differences (all noise of a clip concatenated). Minimised by the generator, it makes
+    two noises of one caption give different clips (a remedy for per-caption mode collapse).
+    None when no two clips share a caption."""
+    b = fake.shape[0]
+    same = same_caption_mask(list(captions)).triu(1).to(fake.device)
+    if not same.any():
+        return None
+    z = torch.cat([v.reshape(b, -1) for v in noise.values()], 1).to(fake)
+    i, j = same.nonzero(as_tuple=True)
+    d_img = (fake[i] - fake[j]).abs().flatten(1).mean(1)
+    d_z = (z[i] - z[j]).abs().mean(1)
+    return 1.0 / ((d_img / d_z).mean() + eps)
 
 
 def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
@@ -180,19 +197,21 @@ class GANLoss:
         f_real = D.features(real, index, times)
         s_fake = D(fake.detach(), text, index, times)
         s_real = D.score(f_real, text)
-        scores = [D.score(f_real, self._wrong_text(wrong, text, embed))
-                  for wrong in MISMATCH[self.mismatch](captions, tokens, negatives)]
+        # the wrong captions, drawn and embedded once: scored by the realism heads and, outside the
+        # batch, offered to the matching head as extra candidates
+        wrongs = MISMATCH[self.mismatch](captions, tokens, negatives)
+        wrong_text = [self._wrong_text(wrong, text, embed) for wrong in wrongs]
+        scores = [D.score(f_real, t) for t in wrong_text]
         s_mis = {k: torch.cat([s[k] for s in scores]) for k in scores[0]} if scores else None
         loss, logs = self.matching_aware(s_real, s_fake, s_mis)
         if self.reverse_negatives > 0 and D.temporal is not None:
             head = D.temporal
-            s_rev = head.score(head.features(real.detach().flip(2), times), text)
+            s_rev = head.score(head.features(D.augment(real.detach().flip(2)), times), text)
             rev = d_fake_term(s_rev, self.kind)
             loss = loss + self.reverse_negatives * rev
             logs["d_video_reversed"] = rev.detach()
         if D.matcher is not None:
-            extra = [self._wrong_text(w, text, embed) for w in MISMATCH[self.mismatch](captions, tokens, negatives)
-                     if not isinstance(w, torch.Tensor)]        # wrong captions outside the batch
+            extra = [t for w, t in zip(wrongs, wrong_text) if not isinstance(w, torch.Tensor)]
             match = self.match(D, real.detach(), text, captions, extra, index)
             loss = loss + D.cfg.matching * match
             logs["d_match"] = match.detach()
@@ -256,5 +275,5 @@ class GANLoss:
                 raise ValueError("a discriminator with a matching head needs the captions for the G loss")
             match = self.match(D, fake, text, captions)
             logs["g_match"] = match.detach()
-            total = total + D.cfg.matching * match
+            total = total + D.matching_g * match
         return total, logs

