@@ -197,11 +197,8 @@ class GANLoss:
         f_real = D.features(real, index, times)
         s_fake = D(fake.detach(), text, index, times)
         s_real = D.score(f_real, text)
-        # the wrong captions, drawn and embedded once: scored by the realism heads and, outside the
-        # batch, offered to the matching head as extra candidates
-        wrongs = MISMATCH[self.mismatch](captions, tokens, negatives)
-        wrong_text = [self._wrong_text(wrong, text, embed) for wrong in wrongs]
-        scores = [D.score(f_real, t) for t in wrong_text]
+        scores = [D.score(f_real, self._wrong_text(wrong, text, embed))
+                  for wrong in MISMATCH[self.mismatch](captions, tokens, negatives)]
         s_mis = {k: torch.cat([s[k] for s in scores]) for k in scores[0]} if scores else None
         loss, logs = self.matching_aware(s_real, s_fake, s_mis)
         if self.reverse_negatives > 0 and D.temporal is not None:
@@ -211,7 +208,11 @@ class GANLoss:
             loss = loss + self.reverse_negatives * rev
             logs["d_video_reversed"] = rev.detach()
         if D.matcher is not None:
-            extra = [t for w, t in zip(wrongs, wrong_text) if not isinstance(w, torch.Tensor)]
+            # drawn a second time (for `similar` this draws new random tie-breaks): kept so that the
+            # documented shapes run reproduces; drawing once changes that run's random stream, and
+            # the one such run measured scored lower (docs/models.md, run-to-run spread)
+            extra = [self._wrong_text(w, text, embed) for w in MISMATCH[self.mismatch](captions, tokens, negatives)
+                     if not isinstance(w, torch.Tensor)]        # wrong captions outside the batch
             match = self.match(D, real.detach(), text, captions, extra, index)
             loss = loss + D.cfg.matching * match
             logs["d_match"] = match.detach()
