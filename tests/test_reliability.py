@@ -128,3 +128,28 @@ def test_data_faults_count_paths_across_batches():
     total, message = faults.epoch_summary()
     assert total == 4 and "4 clips from 2 files" in message and "bad.mp4 (3), worse.mp4 (1)" in message
     assert faults.epoch_summary() == (0, None)             # reset for the next epoch
+
+
+@pytest.mark.parametrize("save_last", [True, "link"])
+def test_last_checkpoint_holds_the_final_batch_when_max_steps_is_not_a_multiple(tmp_path, save_last):
+    """A checkpoint every 4 optimiser steps (2 batches) and max_steps 10 (5 batches): ModelCheckpoint
+    alone would leave last.ckpt at step 8; it must hold the run's final state (step 10, 5 batches,
+    the weights the trainer ends with), and the periodic checkpoints stay as they were."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**TINY)
+    ck = ModelCheckpoint(dirpath=str(tmp_path / "ck"), filename="{step}", save_top_k=-1,
+                         every_n_train_steps=4, save_last=save_last)
+    trainer = tiny_trainer(tmp_path, max_steps=10, callbacks=[ck], enable_checkpointing=True)
+    trainer.fit(model, datamodule=tiny_data(train_size=64))
+    assert trainer.global_step == 10
+    last_path = tmp_path / "ck" / "last.ckpt"
+    assert not last_path.is_symlink()
+    last = read_checkpoint(last_path)
+    assert last["global_step"] == 10 and int(last["state_dict"]["batches"]) == 5
+    final = model.state_dict()
+    assert all(torch.equal(last["state_dict"][k], v) for k, v in final.items())
+    step8 = read_checkpoint(tmp_path / "ck" / "step=8.ckpt")
+    assert step8["global_step"] == 8 and int(step8["state_dict"]["batches"]) == 4
+    assert not all(torch.equal(step8["state_dict"][k], v) for k, v in final.items())
