@@ -131,6 +131,36 @@ def test_two_convs_per_up_block(arch):
         build_generator(GeneratorConfig(arch=arch, block_convs=0, **SMALL_G), 8, 64, 16)
 
 
+@pytest.mark.parametrize("resolution", [64, 128, 256])
+def test_animator_flow_net_depth_and_size(resolution):
+    """flow_layers adds m(t)-conditioned convs to the flow net, flow_pool sets the size it works at;
+    the default's parameters and keys are what they were, and the deeper net still moves the frames
+    and makes frames at any time."""
+    torch.manual_seed(0)
+    base = build_generator(GeneratorConfig(arch="animator", **SMALL_G), 8, resolution, 16)
+    torch.manual_seed(0)
+    deep = build_generator(GeneratorConfig(arch="animator", flow_layers=3, flow_pool=1, **SMALL_G), 8, resolution, 16)
+    assert len(deep.flow_more) == 2 and len(base.flow_more) == 0
+    assert set(base.state_dict()) < set(deep.state_dict())
+    assert all(torch.equal(v, deep.state_dict()[k]) for k, v in base.state_dict().items())   # built last
+    seen = []
+    deep.flow_out.register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+    e, n = torch.randn(2, 8), deep.sample_noise(2)
+    with torch.no_grad():
+        v = deep(e, n)
+        some = deep(e, n, times=torch.linspace(0, 1, 16)[[0, 7, 15]])
+    assert seen[0] == resolution // 2                  # flow_pool 1: the flow at half the frame size
+    assert v.shape == (2, 3, 16, resolution, resolution) and torch.isfinite(v).all()
+    assert (v[:, :, 1:] - v[:, :, :-1]).abs().amax() > 0
+    torch.testing.assert_close(v[:, :, [0, 7, 15]], some, rtol=1e-4, atol=1e-5)
+    out = deep(e, n, times=torch.tensor([0.0, 0.5]))
+    out.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in deep.flow_more.parameters())
+    for bad in (dict(flow_layers=0), dict(flow_pool=3)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            build_generator(GeneratorConfig(arch="animator", **bad, **SMALL_G), 8, 64, 16)
+
+
 def test_seeded_noise_is_reproducible():
     g = build_generator(GeneratorConfig(**SMALL_G), 8, 64, 16)
     a = g.sample_noise(2, generator=torch.Generator().manual_seed(5))

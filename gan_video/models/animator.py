@@ -8,8 +8,9 @@ A flow-based animator with StyleGAN-V's continuous-time motion codes:
 2. **Motion codes at any time t.** ``motion_anchors`` noise vectors spread evenly over [0, 1] are
    interpolated at ``t`` and, with Fourier features of ``t`` and the style, mapped to a motion code
    ``m(t)``: a smooth trajectory in a latent space (StyleGAN-V, MoCoGAN-HD) that any ``t`` can sample.
-3. **Dense flow.** From the content features (pooled to a quarter of the frame size) and ``m(t)``, a
-   small conditional conv net draws a flow field; the content features are warped by it, so arms,
+3. **Dense flow.** From the content features (pooled to a quarter of the frame size, or to half or
+   an eighth with ``flow_pool``) and ``m(t)``, a conditional conv net (``flow_layers`` convs, each
+   with a norm that reads ``m(t)``) draws a flow field; the content features are warped by it, so arms,
    legs and bodies move non-rigidly while the background stays where it is.
 4. **Refinement.** A last up-block (conditioned on style, text and ``m(t)``) turns the warped
    features into the full-resolution frame, filling what the warp uncovered.
@@ -35,6 +36,11 @@ class AnimatorGenerator(VideoGenerator):
         super().__init__(cfg, text_dim, resolution, frames)
         if cfg.motion_anchors < 2:
             raise ValueError(f"generator.motion_anchors must be >= 2, got {cfg.motion_anchors}")
+        if cfg.flow_layers < 1:
+            raise ValueError(f"generator.flow_layers must be >= 1, got {cfg.flow_layers}")
+        if cfg.flow_pool not in (1, 2, 4):
+            raise ValueError(f"generator.flow_pool must be 1, 2 or 4 (the flow at half, a quarter or an "
+                             f"eighth of the frame size), got {cfg.flow_pool}")
         widths = channels_for(resolution, cfg.base_channels, cfg.max_channels)
         cond = cfg.style_dim + text_dim
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
@@ -54,6 +60,12 @@ class AnimatorGenerator(VideoGenerator):
         nn.init.zeros_(self.flow_out.bias)
         self.refine = UpBlock2d(feat, widths[-1], cond + hidden, cfg.coords, cfg.block_convs)
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        # deeper flow nets (flow_layers > 1): more 3x3 convs, each with its own m(t)-conditioned
+        # norm, between the first and flow_out (built last: the default's weights stay as they were)
+        self.flow_more = nn.ModuleList(nn.Conv2d(flow_ch, flow_ch, 3, padding=1) for _ in range(cfg.flow_layers - 1))
+        self.flow_more_norms = nn.ModuleList(ConditionalNorm(flow_ch, hidden) for _ in range(cfg.flow_layers - 1))
+        for norm in self.flow_more_norms:
+            nn.init.normal_(norm.affine.weight, std=0.05)
 
     def noise_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"content": (self.cfg.z_content,), "motion": (self.cfg.motion_anchors, self.cfg.z_motion)}
@@ -83,10 +95,14 @@ class AnimatorGenerator(VideoGenerator):
         b, t = m.shape[:2]
         h, w = x.shape[-2:]
         m = m.reshape(b * t, -1)
-        # flow at a quarter of the frame size, from the content and the motion code of each frame
-        low = F.leaky_relu(self.flow_in(F.avg_pool2d(x, 2)), 0.2)
+        # flow at a quarter of the frame size (flow_pool 2), from the content and the motion code of each frame
+        pooled = F.avg_pool2d(x, self.cfg.flow_pool) if self.cfg.flow_pool > 1 else x
+        low = F.leaky_relu(self.flow_in(pooled), 0.2)
         low = low.repeat_interleave(t, dim=0)
-        flow = torch.tanh(self.flow_out(F.leaky_relu(self.flow_norm(low, m), 0.2))) * (2 * self.cfg.flow_scale)
+        low = F.leaky_relu(self.flow_norm(low, m), 0.2)
+        for conv, norm in zip(self.flow_more, self.flow_more_norms):
+            low = F.leaky_relu(norm(conv(low), m), 0.2)
+        flow = torch.tanh(self.flow_out(low)) * (2 * self.cfg.flow_scale)
         flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
         base = affine_grid(torch.eye(2, 3, device=x.device, dtype=x.dtype)[None], h, w)   # [1, H, W, 2]
         grid = base + flow.permute(0, 2, 3, 1)

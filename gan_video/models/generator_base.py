@@ -33,6 +33,10 @@ class GeneratorConfig:
             interpolated in time (StyleGAN-V's motion codes): more anchors, more changes of motion.
         flow_scale: ``animator`` only: the largest displacement of the generated flow, as a
             fraction of the frame side.
+        flow_layers: ``animator`` only: 3x3 convs in the flow net, each followed by a norm that reads
+            the motion code ``m(t)`` (1: one, the configs before 2026-12-02).
+        flow_pool: ``animator`` only: the flow net works on the content features average-pooled by
+            this factor (they are at half the frame size: 1 = half, 2 = a quarter, 4 = an eighth).
         motion_init: ``layered`` only: initial spread of the foreground's position and velocity
             (in half-frames); 0 starts every clip static in the centre.
         background_resolution: ``layered`` only: 0 draws the background layer with the conv trunk
@@ -58,6 +62,8 @@ class GeneratorConfig:
     fourier: int = 4
     motion_anchors: int = 4
     flow_scale: float = 0.25
+    flow_layers: int = 1
+    flow_pool: int = 2
     motion_init: float = 0.5
     background_resolution: int = 0
     layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
