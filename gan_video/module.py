@@ -27,7 +27,7 @@ from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compa
                           read_checkpoint)
 from .health import DataFaults, FiniteGuard, NonFiniteError, NonFiniteMode, newest_checkpoint
 from .losses import GANLoss, LossKind, MismatchKind, mode_seeking
-from .speed import SpeedConfig, apply_speed
+from .speed import SpeedConfig, apply_speed, cpu_bf16_conv3d_broken
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
 from .models.text import TextEncoderConfig, build_text_encoder, embed_captions, tokenizer_for
@@ -234,6 +234,13 @@ class TextToVideoGAN(pl.LightningModule):
         if isinstance(strategy, DDPStrategy):
             strategy._ddp_kwargs.setdefault("find_unused_parameters", True)
         if stage == "fit":
+            precision = str(getattr(self.trainer, "precision", ""))
+            if precision.startswith("bf16") and strategy.root_device.type == "cpu" and cpu_bf16_conv3d_broken():
+                raise RuntimeError(
+                    f"precision {precision} on this CPU: PyTorch's bfloat16 conv3d gradient returns NaN for "
+                    "finite inputs here (a kernel fault of this CPU's bf16 path, not of the model), so "
+                    "training would stop at its first batch. Train on the CPU with --trainer.precision "
+                    "32-true (every config's CPU setting); bf16-mixed is for GPUs")
             self.apply_speed()
 
     def apply_speed(self) -> dict:

@@ -7,6 +7,8 @@ with any of them loads without them, and the other way round. They act on the tr
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
@@ -98,3 +100,21 @@ def apply_speed(cfg: SpeedConfig, generator: nn.Module, discriminator: nn.Module
         generator.compile(backend=cfg.compile)
         done["compiled"] = cfg.compile
     return done
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_conv3d_broken() -> bool:
+    """Whether this CPU's bfloat16 conv3d weight gradient returns non-finite values for finite
+    inputs. Seen with torch 2.14 on an AMD EPYC with AVX-512 bf16 and no AMX: NaN for some batch
+    sizes, not the same from call to call (a kernel reading memory it did not write), which made
+    ``precision: bf16-mixed`` on that CPU stop at its first batch as "diverged". Probed once per
+    process on small shapes like the discriminator's video head, with a private random stream."""
+    gen = torch.Generator().manual_seed(0)
+    weight = (torch.randn(16, 8, 3, 4, 4, generator=gen) * 0.1).bfloat16()
+    for batch in (4, 8, 12, 32, 4, 8):
+        x = torch.randn(batch, 8, 2, 8, 8, generator=gen).bfloat16()
+        w = weight.clone().requires_grad_(True)
+        torch.nn.functional.conv3d(x, w, None, (1, 2, 2), 1).float().sum().backward()
+        if not torch.isfinite(w.grad).all():
+            return True
+    return False

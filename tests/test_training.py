@@ -7,6 +7,7 @@ import torch
 from conftest import TINY, tiny_data, tiny_trainer
 from gan_video.checkpoints import CheckpointMismatchError
 from gan_video.losses import GANLoss, mismatch_permutation
+from gan_video.speed import cpu_bf16_conv3d_broken
 from gan_video.module import TextToVideoGAN, load_model
 
 
@@ -46,11 +47,36 @@ def test_training_steps_run_without_nan_and_change_weights(tmp_path):
     assert len(kept.rows) == 3 and int(model.batches) == 3 and all(torch.isfinite(torch.tensor(l["loss_d"])) for l in kept.rows)
 
 
+def test_cpu_bf16_probe_sees_a_faulty_kernel(monkeypatch):
+    """The probe behind the bf16-mixed guard: a conv3d whose gradient is NaN is reported as broken,
+    the real one is not when it computes the gradient exactly as fp32 does (to bf16 rounding)."""
+    import gan_video.speed as speed
+
+    real = torch.nn.functional.conv3d
+    monkeypatch.setattr(torch.nn.functional, "conv3d", lambda x, w, *a: real(x, w, *a) * (w.sum() * float("nan")))
+    speed.cpu_bf16_conv3d_broken.cache_clear()
+    assert speed.cpu_bf16_conv3d_broken() is True
+    monkeypatch.setattr(torch.nn.functional, "conv3d", real)
+    speed.cpu_bf16_conv3d_broken.cache_clear()
+    x, w = torch.randn(4, 8, 2, 8, 8), torch.randn(16, 8, 3, 4, 4, requires_grad=True)
+    wb = w.detach().bfloat16().requires_grad_(True)
+    real(x.bfloat16(), wb, None, (1, 2, 2), 1).float().sum().backward()
+    real(x, w, None, (1, 2, 2), 1).sum().backward()
+    if torch.isfinite(wb.grad).all():          # a sound kernel: bf16 agrees with fp32 and the probe passes
+        torch.testing.assert_close(wb.grad.float(), w.grad, rtol=0.05, atol=0.5)
+    speed.cpu_bf16_conv3d_broken.cache_clear()
+
+
 def test_bf16_mixed_precision_trains(tmp_path):
     """precision: bf16-mixed (the GPU configs) runs the whole step, R1 included, with fp32 weights."""
     pl.seed_everything(0)
     model = TextToVideoGAN(**{**TINY, "r1_gamma": 1.0, "r1_every": 1})
     before = params(model)
+    if cpu_bf16_conv3d_broken():      # this CPU's bf16 conv3d gradient is faulty: one clear error, no step
+        with pytest.raises(RuntimeError, match="bf16-mixed on this CPU.*32-true"):
+            tiny_trainer(tmp_path, max_steps=4, precision="bf16-mixed").fit(model, datamodule=tiny_data())
+        assert int(model.batches) == 0 and all(torch.equal(before[k], v) for k, v in params(model).items())
+        return
     tiny_trainer(tmp_path, max_steps=4, precision="bf16-mixed").fit(model, datamodule=tiny_data())
     after = params(model)
     assert int(model.batches) == 2
