@@ -237,8 +237,8 @@ class TextToVideoGAN(pl.LightningModule):
             precision = str(getattr(self.trainer, "precision", ""))
             if precision.startswith("bf16") and strategy.root_device.type == "cpu" and cpu_bf16_conv3d_broken():
                 raise RuntimeError(
-                    f"precision {precision} on this CPU: PyTorch's bfloat16 conv3d gradient returns NaN for "
-                    "finite inputs here (a kernel fault of this CPU's bf16 path, not of the model), so "
+                    f"precision {precision} on this CPU: PyTorch's bfloat16 conv3d gradient is NaN or wrong "
+                    "for finite inputs here (a kernel fault of this CPU's bf16 path, not of the model), so "
                     "training would stop at its first batch. Train on the CPU with --trainer.precision "
                     "32-true (every config's CPU setting); bf16-mixed is for GPUs")
             self.apply_speed()

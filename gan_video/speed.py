@@ -8,7 +8,6 @@ with any of them loads without them, and the other way round. They act on the tr
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
@@ -104,8 +103,9 @@ def apply_speed(cfg: SpeedConfig, generator: nn.Module, discriminator: nn.Module
 
 @functools.lru_cache(maxsize=None)
 def cpu_bf16_conv3d_broken() -> bool:
-    """Whether this CPU's bfloat16 conv3d weight gradient returns non-finite values for finite
-    inputs. Seen with torch 2.14 on an AMD EPYC with AVX-512 bf16 and no AMX: NaN for some batch
+    """Whether this CPU's bfloat16 conv3d weight gradient is wrong for finite inputs: non-finite,
+    or further from the fp32 gradient of the same numbers than bf16 rounding allows. Seen with
+    torch 2.14 on an AMD EPYC with AVX-512 bf16 and no AMX: NaN, or values of 1e38, for some batch
     sizes, not the same from call to call (a kernel reading memory it did not write), which made
     ``precision: bf16-mixed`` on that CPU stop at its first batch as "diverged". Probed once per
     process on small shapes like the discriminator's video head, with a private random stream."""
