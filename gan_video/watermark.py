@@ -58,6 +58,7 @@ SIZE_FLOOR = 0.7                # base amplitudes scale down with the frame area
 CODEC_CRF = 28                  # the H.264 re-encode the embedding simulates (libx264 through PyAV) ...
 CODED_SCORE = 4.0               # ... and the score under which it strengthens the bits the codec wore down
 ITERATIONS = 3                  # informed-embedding passes
+X264_ASM = "MMX2,SSE,SSE2"      # the x264 kernels the codec simulation may use (see h264_roundtrip)
 MAX_BOOST = 1.5                 # a bit's amplitude may grow to 1.5 times the base, never shrink
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float64)
@@ -241,8 +242,18 @@ def _pattern(layouts: list[dict], amps: np.ndarray, signs: list[np.ndarray], h: 
 
 
 def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str] = None) -> np.ndarray:
-    """``clip`` (uint8 ``[T, H, W, 3]``, even H and W) encoded with libx264 (yuv420p, one thread:
-    deterministic) at ``crf`` (and x264 ``preset``, default medium) in memory and decoded again."""
+    """``clip`` (uint8 ``[T, H, W, 3]``, even H and W) encoded with libx264 (yuv420p) at ``crf``
+    (and x264 ``preset``, default medium) in memory and decoded again.
+
+    Reproducible from call to call and from machine to machine: one thread, and x264's assembly
+    limited to MMX2/SSE/SSE2 (:data:`X264_ASM`), which every x86-64 CPU has. With the CPU's own
+    choice of kernels the result is neither: some of x264's SSE3-and-later kernels round
+    differently from its C code (measured on 128 and 256 px clips), so the same clip coded
+    differently on AVX2 and AVX-512 machines, and on an AVX-512 EPYC the test of same-seed clips
+    failed now and then (coded frames one of two ways from call to call; not rechecked there since,
+    no such machine at hand). The SSE2 kernels give the C code's frames to the bit (checked on 64 to
+    256 px clips against ``asm=0``) at nearly the full speed (``asm=0`` is 3.5x slower at 256 px);
+    where x264 has no such kernels (not x86) it reads the names as "no assembly", the C code."""
     import io
 
     import av
@@ -251,7 +262,8 @@ def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str]
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=8)
         stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "threads": "1", **({"preset": preset} if preset else {})}
+        stream.options = {"crf": str(crf), "threads": "1", "x264-params": f"asm={X264_ASM}",
+                          **({"preset": preset} if preset else {})}
         for f in clip:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 container.mux(packet)
@@ -280,7 +292,7 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     ``strength`` scales the amplitudes and targets (1: the measured design point);
     ``simulate_codec`` checks the mark against an H.264 CRF 28 round trip and strengthens it where
     the codec would wear it down (see the module docstring). Deterministic: the same clip, id and
-    key give the same frames (with ``simulate_codec``, for a given libx264 build). A clip that
+    key give the same frames (with ``simulate_codec``, for a given libx264 build, on any machine). A clip that
     already carries this id's mark under this key comes back unchanged (marking twice does not
     double the mark)."""
     clip = _as_clip(frames)
