@@ -364,3 +364,30 @@ def test_projected_frame_head_judges_the_frame_heads_frames_through_frozen_image
     assert all(b.grad is None for b in trunk.buffers())
     with pytest.raises(ValueError, match="projected_frames.*frame_samples"):
         Discriminator(DiscriminatorConfig(projected_frames=True, frame_samples=0), 8, 64, 8)
+
+
+@pytest.mark.parametrize("up_t", [True, False])
+def test_2018_decoder_upsampling_has_no_weak_border(up_t):
+    """The 2018 decoder's transposed convs: a constant input gives a constant output (zero padding
+    gives the first and last frame and the image border half the taps: washed-out clip ends and a
+    grey frame), and away from the border the output is nn.ConvTranspose3d's with the same weights."""
+    from gan_video.models.blocks import up3d
+
+    torch.manual_seed(0)
+    up = up3d(4, 3, up_t)
+    plain = torch.nn.ConvTranspose3d(4, 3, up.kernel_size, up.stride, up.padding)
+    plain.load_state_dict(up.state_dict())
+    x = torch.randn(2, 4, 6, 8, 8)
+    a, b = up(x), plain(x)
+    assert a.shape == b.shape == (2, 3, 12 if up_t else 6, 16, 16)
+    assert torch.allclose(a[:, :, 2:-2, 2:-2, 2:-2], b[:, :, 2:-2, 2:-2, 2:-2], atol=1e-5)
+    assert not torch.allclose(a, b, atol=1e-3)
+    with torch.no_grad():
+        up.weight.fill_(1.0)
+        up.bias.zero_()
+        plain.load_state_dict(up.state_dict())
+    ones = torch.ones(1, 4, 6, 8, 8)
+    taps = 4 * (2 if up_t else 3) * 2 * 2                   # input channels x taps per output voxel
+    assert torch.equal(up(ones), torch.full_like(up(ones), taps))
+    edge = plain(ones)
+    assert edge[0, 0, 0, 0, 0] < taps and edge[0, 0, 3, 5, 5] == taps

@@ -117,10 +117,27 @@ class UpBlock3d(nn.Module):
         return F.leaky_relu(self.norm(self.conv(x), cond), 0.2)
 
 
-def up3d(cin: int, cout: int, up_t: bool) -> nn.ConvTranspose3d:
-    """A transposed 3D conv: x2 in space, x2 in time when ``up_t``."""
+class EdgeUp3d(nn.ConvTranspose3d):
+    """A transposed 3D conv whose border outputs get as many taps as the inner ones.
+
+    With zero padding, a 4-tap stride-2 transposed conv gives the first and last output of each axis
+    one input tap where the others get two, so the 2018 decoder drew every clip's first and last
+    frames washed out and a grey frame around every image (seen in its Weizmann and shapes
+    samples). Here the input is first extended by one replicated voxel on each side, and the
+    transposed conv crops ``padding + stride`` more: the output has the plain conv's size and
+    alignment, and its borders see the edge values instead of zeros. Same weights as
+    ``nn.ConvTranspose3d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 1, 1, 1, 1), mode="replicate")
+        crop = tuple(p + s for p, s in zip(self.padding, self.stride))
+        return F.conv_transpose3d(x, self.weight, self.bias, self.stride, crop)
+
+
+def up3d(cin: int, cout: int, up_t: bool) -> EdgeUp3d:
+    """A transposed 3D conv: x2 in space, x2 in time when ``up_t`` (borders as in :class:`EdgeUp3d`)."""
     kt, st = (4, 2) if up_t else (3, 1)
-    return nn.ConvTranspose3d(cin, cout, (kt, 4, 4), (st, 2, 2), (1, 1, 1))
+    return EdgeUp3d(cin, cout, (kt, 4, 4), (st, 2, 2), (1, 1, 1))
 
 
 def down2d(cin: int, cout: int) -> nn.Sequential:

@@ -44,7 +44,7 @@ class T2VGenerator(VideoGenerator):
                                        nn.Conv2d(rev[-2], gc, 1))
         self.filters = nn.Linear(text_dim, fc * gc * 9)
         nn.init.normal_(self.filters.weight, std=1.0 / math.sqrt(text_dim * gc * 9))
-        self.noise_proj = nn.Linear(cfg.z_motion, 64 * 16)
+        self.noise_proj = nn.Linear(cfg.z_motion, 64 * 2 * 16)   # one 4x4 map per input time step
         # 3D decoder from [gist features, filtered features, noise] at 2 x 4 x 4: transposed 3D convs
         # (each text-conditioned), the last one straight to RGB at full size
         n_s, n_t = len(widths) - 1, int(math.log2(frames // 2))
@@ -79,8 +79,11 @@ class T2VGenerator(VideoGenerator):
         feat = self.gist_feat(gist)                                        # [B, gc, 4, 4]
         kernels = self.filters(text).view(b * self.text2filter_channels, self.gist_feature_channels, 3, 3)
         filtered = F.conv2d(feat.reshape(1, -1, 4, 4), kernels, padding=1, groups=b).view(b, -1, 4, 4)
-        z = self.noise_proj(noise["motion"]).view(b, 64, 4, 4)
-        x = torch.cat([feat, filtered, z], dim=1)[:, :, None].expand(-1, -1, 2, -1, -1)
+        # the decoder starts from 2 time steps: the gist's features are the same in both, the noise
+        # differs (as the latent of VGAN-style decoders is projected to 2 x 4 x 4), so the clip's
+        # start and end differ by more than the zero padding of the first conv
+        z = self.noise_proj(noise["motion"]).view(b, 64, 2, 4, 4)
+        x = torch.cat([torch.cat([feat, filtered], dim=1)[:, :, None].expand(-1, -1, 2, -1, -1), z], dim=1)
         x = F.leaky_relu(self.video_in(x), 0.2)
         for block in self.video_blocks:
             x = block(x, text)
