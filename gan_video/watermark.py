@@ -241,7 +241,8 @@ def _pattern(layouts: list[dict], amps: np.ndarray, signs: list[np.ndarray], h: 
     return delta
 
 
-def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str] = None) -> np.ndarray:
+def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str] = None,
+                   asm: str = X264_ASM) -> np.ndarray:
     """``clip`` (uint8 ``[T, H, W, 3]``, even H and W) encoded with libx264 (yuv420p) at ``crf``
     (and x264 ``preset``, default medium) in memory and decoded again.
 
@@ -253,7 +254,8 @@ def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str]
     failed now and then (coded frames one of two ways from call to call; not rechecked there since,
     no such machine at hand). The SSE2 kernels give the C code's frames to the bit (checked on 64 to
     256 px clips against ``asm=0``) at nearly the full speed (``asm=0`` is 3.5x slower at 256 px);
-    where x264 has no such kernels (not x86) it reads the names as "no assembly", the C code."""
+    where x264 has no such kernels (not x86) it reads the names as "no assembly", the C code.
+    ``asm``: x264's ``asm`` setting (``"0"``: the C code only)."""
     import io
 
     import av
@@ -262,7 +264,7 @@ def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str]
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=8)
         stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "threads": "1", "x264-params": f"asm={X264_ASM}",
+        stream.options = {"crf": str(crf), "threads": "1", "x264-params": f"asm={asm}",
                           **({"preset": preset} if preset else {})}
         for f in clip:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
