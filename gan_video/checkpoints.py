@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.rank_zero import rank_zero_info
 
 from .cache import atomic_path
 from .models.discriminator import DiscriminatorConfig
@@ -114,6 +115,92 @@ def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -
             "config it was trained with (saved as config.yaml in its run folder) or start a new run")
 
 
+# tensors a grown model (generator / discriminator ``grow_from``) adds to the smaller one it starts from
+GROWN_PREFIXES = ("G.grow_", "G_ema.grow_", "D.stem.")
+
+
+def initial_state(ckpt: dict, current: dict, own_state: dict, path: str = "the checkpoint") -> tuple[dict, list[str]]:
+    """The state dict a new run starts from when ``model.init_from`` names checkpoint ``ckpt``.
+
+    ``current`` is the new model's hyperparameters, ``own_state`` its freshly initialised state dict.
+    The checkpoint's architecture must be the new one's, or, for a grown model (``grow_from: r`` in the
+    generator and the discriminator), the same model at ``r`` px without growing. Every tensor of the
+    checkpoint is taken (the batch counter excepted: the new run counts from 0); the tensors only a
+    grown model has keep their initialisation (zero residuals: the grown model starts by drawing and
+    judging what the small one did). Returns the merged state and the names of the kept tensors.
+    Raises :class:`CheckpointMismatchError` naming every difference."""
+    saved = model_hparams(ckpt, path)
+    expected = dict(current)
+    grow = {current[k].get("grow_from", 0) for k in ("generator", "discriminator")}
+    if len(grow) > 1:
+        raise CheckpointMismatchError(
+            f"model.init_from {path}: generator.grow_from and discriminator.grow_from differ "
+            f"({current['generator'].get('grow_from', 0)} vs {current['discriminator'].get('grow_from', 0)}); "
+            "a grown model needs both at the size of the checkpoint it starts from")
+    (size,) = grow
+    if size:
+        expected = {**expected, "resolution": size,
+                    "generator": {**current["generator"], "grow_from": 0},
+                    "discriminator": {**current["discriminator"], "grow_from": 0}}
+    diffs = architecture_diffs(saved, expected, names=("checkpoint", "expected"))
+    if diffs:
+        what = f"the same model at {size} px without growing" if size else "this model"
+        raise CheckpointMismatchError(
+            f"model.init_from {path} cannot start this run: it must be {what} ({'; '.join(diffs)}). "
+            "Start from a checkpoint of that config, or set model.init_from: null")
+    state = ckpt["state_dict"]
+    merged = dict(own_state)
+    for key, value in state.items():
+        if key == "batches":
+            continue
+        if key not in own_state or own_state[key].shape != value.shape:
+            raise CheckpointMismatchError(
+                f"model.init_from {path}: tensor {key} {tuple(value.shape)} has no place in this model "
+                f"({tuple(own_state[key].shape) if key in own_state else 'absent'})")
+        merged[key] = value.to(own_state[key].dtype)
+    kept = [k for k in own_state if k not in state and k != "batches"]
+    strangers = [k for k in kept if not k.startswith(GROWN_PREFIXES)]
+    if strangers:
+        raise CheckpointMismatchError(f"model.init_from {path} lacks tensors this model needs: {strangers[:5]}")
+    return merged, kept
+
+
+def load_initial_weights(model: torch.nn.Module, path: str) -> list[str]:
+    """Load checkpoint ``path`` into ``model`` (a TextToVideoGAN) as :func:`initial_state` merges it;
+    returns the names of the tensors left as initialised (a grown model's new layers)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"model.init_from {path!r} does not exist: train the run it starts from first (for "
+            "configs/shapes_128.yaml: gan-video fit --config configs/shapes.yaml, which writes "
+            "runs/shapes/checkpoints/last.ckpt), or set --model.init_from null to train from scratch")
+    state, kept = initial_state(read_checkpoint(path), dict(model.hparams), model.state_dict(), path)
+    model.load_state_dict(state)
+    new = sorted({".".join(k.split(".")[:2]) for k in kept})
+    rank_zero_info(f"model.init_from {path}: {len(state) - len(kept)} tensors loaded, {len(kept)} new "
+                   f"({', '.join(new) or 'none'})")
+    return kept
+
+
+def write_final_last(trainer) -> None:
+    """Write ``last.ckpt`` once more when the run ends between two periodic checkpoints.
+
+    Lightning's ModelCheckpoint with ``every_n_train_steps`` writes ``last.ckpt`` only together
+    with a periodic checkpoint, so a run whose ``max_steps`` is not a multiple of it ends with a
+    ``last.ckpt`` from before its final batches (the Weizmann config, 4400 steps with a
+    checkpoint every 650, lost its last 250 of 2200 batches that way). A run stopped by an error
+    or a NaN does not get here: its ``last.ckpt`` stays the last good one."""
+    for cb in trainer.checkpoint_callbacks:
+        # Lightning keeps the step of its newest write in a private attribute; without it
+        # (another version), write anyway: the same state again costs one file write
+        if not getattr(cb, "save_last", False) or getattr(cb, "_last_global_step_saved", None) == trainer.global_step:
+            continue
+        path = cb.format_checkpoint_name(cb._monitor_candidates(trainer), cb.CHECKPOINT_NAME_LAST)
+        if trainer.is_global_zero and os.path.islink(path):   # save_last="link": a file now, not the old target
+            os.unlink(path)
+        cb._save_checkpoint(trainer, path)
+        cb.last_model_path = path
+
+
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint I/O with :func:`read_checkpoint` as its reader and atomic saves.
 
@@ -133,5 +220,5 @@ class SafeCheckpointIO(TorchCheckpointIO):
                 os.fsync(f.fileno())
 
 
-__all__ = ["read_checkpoint", "model_hparams", "check_compatible", "architecture_diffs", "SafeCheckpointIO",
+__all__ = ["read_checkpoint", "model_hparams", "initial_state", "load_initial_weights", "write_final_last", "check_compatible", "architecture_diffs", "SafeCheckpointIO",
            "UnsafeCheckpointError", "CheckpointMismatchError", "ARCHITECTURE_KEYS"]

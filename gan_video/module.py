@@ -23,8 +23,8 @@ from pytorch_lightning.utilities import rank_zero_warn
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compatible, model_hparams,
-                          read_checkpoint)
+from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compatible, load_initial_weights,
+                          model_hparams, read_checkpoint, write_final_last)
 from .health import DataFaults, FiniteGuard, NonFiniteError, NonFiniteMode, newest_checkpoint
 from .losses import GANLoss, LossKind, MismatchKind, mode_seeking
 from .speed import SpeedConfig, apply_speed, cpu_bf16_conv3d_broken
@@ -86,6 +86,10 @@ class TextToVideoGAN(pl.LightningModule):
             clips of the batch with the same caption, ``1 / (clip distance / noise distance)``, so
             that one caption with two noises gives two different clips (against per-caption mode
             collapse; :func:`gan_video.losses.mode_seeking`).
+        init_from: a checkpoint to start training from (its weights, not its optimiser state or
+            step): the same model, or the model at the size it grows from (``grow_from`` in the
+            generator and discriminator configs: ProGAN-style, a 128 px run starting from a trained
+            64 px one). Read with the safe reader; ignored when a run resumes (``--ckpt_path``).
         on_nonfinite: what a NaN or inf in a loss, a gradient or a weight does (checked every
             batch, see :mod:`gan_video.health`): ``stop`` the run naming the batch and the term,
             keeping the last good checkpoint; ``rollback`` to the newest checkpoint with both
@@ -106,7 +110,8 @@ class TextToVideoGAN(pl.LightningModule):
                  mismatch_weight: float = 0.5, mismatch: MismatchKind = "shift", r1_gamma: float = 0.0,
                  r1_every: int = 16, ema_decay: float = 0.999, ema_start: int = 10,
                  reverse_negatives: float = 0.0, share_text: bool = True, on_nonfinite: NonFiniteMode = "stop",
-                 speed: Optional[SpeedConfig] = None, mode_seeking: float = 0.0):
+                 speed: Optional[SpeedConfig] = None, mode_seeking: float = 0.0,
+                 init_from: Optional[str] = None):
         super().__init__()
         self.guard, self.data_faults = FiniteGuard(on_nonfinite), DataFaults()
         self.gan_loss = GANLoss(loss, mismatch, mismatch_weight, reverse_negatives, r1_gamma, r1_every)
@@ -124,7 +129,7 @@ class TextToVideoGAN(pl.LightningModule):
             "betas": list(betas), "mismatch_weight": mismatch_weight, "mismatch": mismatch, "r1_gamma": r1_gamma,
             "r1_every": r1_every, "ema_decay": ema_decay, "ema_start": ema_start,
             "reverse_negatives": reverse_negatives, "share_text": share_text, "on_nonfinite": on_nonfinite,
-            "speed": asdict(self.speed), "mode_seeking": mode_seeking})
+            "speed": asdict(self.speed), "mode_seeking": mode_seeking, "init_from": init_from})
         if mode_seeking < 0:
             raise ValueError(f"mode_seeking {mode_seeking} must be >= 0 (0: off)")
         self.automatic_optimization = False
@@ -160,10 +165,15 @@ class TextToVideoGAN(pl.LightningModule):
         return out
 
     def on_fit_start(self) -> None:
-        """Embed the whole dataset's captions once, up front, when the text encoder is a frozen
-        pretrained one and the datamodule lists its captions (``all_captions()``)."""
-        encoders = self.frozen_text_encoders()
+        """Load ``init_from`` (a new run), then embed the whole dataset's captions once, up front,
+        when the text encoder is a frozen pretrained one and the datamodule lists its captions
+        (``all_captions()``)."""
         trainer = getattr(self, "_trainer", None)
+        # model.init_from, for a new run only: Lightning has restored a resumed run's checkpoint by
+        # now (and set ckpt_path), and the file named may be gone since (every rank reads the same)
+        if self.hparams.get("init_from") and trainer is not None and trainer.ckpt_path is None:
+            self.init_weights(self.hparams.init_from)
+        encoders = self.frozen_text_encoders()
         all_captions = getattr(getattr(trainer, "datamodule", None), "all_captions", None)
         if encoders and callable(all_captions):
             captions = list(all_captions())
@@ -184,24 +194,9 @@ class TextToVideoGAN(pl.LightningModule):
             enc.flush()
 
     def on_train_end(self) -> None:
-        """Write ``last.ckpt`` once more when the run ends between two periodic checkpoints.
-
-        Lightning's ModelCheckpoint with ``every_n_train_steps`` writes ``last.ckpt`` only together
-        with a periodic checkpoint, so a run whose ``max_steps`` is not a multiple of it ends with a
-        ``last.ckpt`` from before its final batches (the Weizmann config, 4400 steps with a
-        checkpoint every 650, lost its last 250 of 2200 batches that way). A run stopped by an error
-        or a NaN does not get here: its ``last.ckpt`` stays the last good one."""
-        trainer = self.trainer
-        for cb in trainer.checkpoint_callbacks:
-            # Lightning keeps the step of its newest write in a private attribute; without it
-            # (another version), write anyway: the same state again costs one file write
-            if not getattr(cb, "save_last", False) or getattr(cb, "_last_global_step_saved", None) == trainer.global_step:
-                continue
-            path = cb.format_checkpoint_name(cb._monitor_candidates(trainer), cb.CHECKPOINT_NAME_LAST)
-            if trainer.is_global_zero and os.path.islink(path):   # save_last="link": a file now, not the old target
-                os.unlink(path)
-            cb._save_checkpoint(trainer, path)
-            cb.last_model_path = path
+        """Write ``last.ckpt`` once more when the run ends between two periodic checkpoints
+        (:func:`gan_video.checkpoints.write_final_last`)."""
+        write_final_last(self.trainer)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -242,6 +237,11 @@ class TextToVideoGAN(pl.LightningModule):
                     "training would stop at its first batch. Train on the CPU with --trainer.precision "
                     "32-true (every config's CPU setting); bf16-mixed is for GPUs")
             self.apply_speed()
+
+    def init_weights(self, path: str) -> list[str]:
+        """Load the weights of checkpoint ``path`` (``model.init_from``): see
+        :func:`gan_video.checkpoints.load_initial_weights`."""
+        return load_initial_weights(self, path)
 
     def apply_speed(self) -> dict:
         """Apply ``model.speed`` (memory layout, compile, activation checkpointing) to G and D for

@@ -81,6 +81,12 @@ def test_shipped_judge_loads_without_training_and_reads_real_clips(monkeypatch, 
     video, labels = _render_pool(MovingShapes(192, 64, 32, seed=777), range(192))
     acc = A.accuracy(model, video, labels)
     assert all(v >= 0.93 for v in acc.values()), acc
+    # so does the 128 px judge of configs/shapes_128.yaml
+    model128, stored128 = load_classifier(128, 32)
+    assert all(v >= 0.95 for v in stored128.values())
+    video, labels = _render_pool(MovingShapes(64, 128, 32, seed=777), range(64))
+    acc = A.accuracy(model128, video, labels)
+    assert all(v >= 0.9 for v in acc.values()), acc
     # a judge of another version is refused with the fix in the message
     A.save_classifier(model, stored, tmp_path / "old.safetensors")
     monkeypatch.setattr(A, "CLASSIFIER_VERSION", A.CLASSIFIER_VERSION + 1)

