@@ -73,8 +73,11 @@ class TextToVideoGAN(pl.LightningModule):
             for the built-in shapes its caption with one attribute changed, each attribute a third).
         r1_gamma: R1 weight; 0 disables it.
         r1_every: lazy R1: applied every this many steps, scaled up to match.
-        ema_decay: EMA decay of the sampling generator (ramped up from 0 over the first steps).
-        ema_start: batches over which the EMA decay ramps up: ``min(ema_decay, (1+s)/(ema_start+s))``.
+        ema_decay: the largest EMA decay of the sampling generator.
+        ema_start: the decay at batch ``s`` is ``min(ema_decay, (1+s)/(ema_start+s))``, so the EMA
+            averages over about the last ``(s + ema_start) / (ema_start - 1)`` batches until that
+            reaches ``1 / (1 - ema_decay)``: with 10 and 0.999, the last ~11% of the batches so far
+            (184 at batch 1650; 0.999 only from batch ~9000 on).
         reverse_negatives: weight of time-reversed real clips, with their own captions, as extra
             "fake" examples for the video head. They look real frame by frame and differ from the
             caption only in motion, so D must read motion against the text (for the shapes, left vs

@@ -126,3 +126,23 @@ def test_grown_checkpoint_loads_without_its_init_file(tmp_path):
     assert loaded.hparams.resolution == 128 and loaded.G.grow_blocks
     clip = loaded.generate(["a red circle moving left"], seeds=[3])
     assert clip.shape == (1, 3, 8, 128, 128)
+
+
+def test_fit_of_the_128_config_without_the_64_run_says_what_to_train(tmp_path, capsys, monkeypatch):
+    """`gan-video fit --config configs/shapes_128.yaml` before the 64 px run: one line naming the
+    missing file and the command that writes it, exit status 2, no training."""
+    from pathlib import Path
+
+    from gan_video.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)                       # no runs/shapes/checkpoints/last.ckpt here
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(root / "configs" / "shapes_128.yaml"), "--trainer.max_steps", "2",
+              "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+              "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "2"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err[-800:]
+    assert "model.init_from 'runs/shapes/checkpoints/last.ckpt' does not exist" in err
+    assert "gan-video fit --config configs/shapes.yaml" in err
+    assert not list(tmp_path.rglob("*.ckpt"))
