@@ -126,3 +126,25 @@ def test_keep_freed_memory_applies_on_glibc_and_can_be_switched_off():
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**env, "GAN_VIDEO_MALLOC": "default"})
     assert (on.stdout.split(), off.stdout.split()) == (["True"], ["False"])
+
+
+def test_checkpoint_out_of_its_run_folder_brings_its_own_data_settings(tmp_path):
+    """A checkpoint written by `gan-video fit` and moved (shared, downloaded) has no config.yaml beside
+    it: its stored data settings (with Lightning's class path) build the data module; a class path
+    outside gan_video's data modules is refused, nothing of it imported."""
+    from gan_video.data import ShapesDataModule, VideoDataModule
+    from gan_video.tools.evaluate import datamodule_from_config
+
+    shapes = {"_class_path": "gan_video.data.ShapesDataModule", "resolution": 64, "frames": 32, "batch_size": 16,
+              "seed": 3, "_instantiator": "pytorch_lightning.cli.instantiate_module"}
+    dm = datamodule_from_config(None, str(tmp_path / "a" / "b" / "x.ckpt"),
+                                {"datamodule_hyper_parameters": shapes}, 64, 16)
+    assert type(dm) is ShapesDataModule and dm.hparams.frames == 16 and dm.hparams.seed == 3
+    video = {"_class_path": "gan_video.data.VideoDataModule", "root": str(tmp_path), "format": "strips",
+             "class_captions": "data/captions/weizmann.json", "stride": 2}
+    dm = datamodule_from_config(None, str(tmp_path / "x.ckpt"), {"datamodule_hyper_parameters": video}, 64, 16)
+    assert type(dm) is VideoDataModule
+    for foreign in ("os.system", "evil_pkg.Data", "gan_video.data.NoSuchModule"):
+        with pytest.raises(ValueError, match="pass --config with the YAML it was trained with"):
+            datamodule_from_config(None, str(tmp_path / "x.ckpt"),
+                                   {"datamodule_hyper_parameters": {"_class_path": foreign}}, 64, 16)

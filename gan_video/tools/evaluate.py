@@ -93,9 +93,20 @@ def datamodule_from_config(config: Optional[str], checkpoint: str, ckpt: dict, r
         cls = getattr(importlib.import_module(module), name)
         args = dict(data.get("init_args") or {})
     else:
-        from ..data import ShapesDataModule
-
-        args, cls = dict(ckpt.get("datamodule_hyper_parameters") or {}), ShapesDataModule
+        # the checkpoint's own data settings (a checkpoint moved out of its run folder, or shared):
+        # `gan-video fit` stores the class path beside them; only gan_video's data modules are built
+        # from a checkpoint, never a module it names from elsewhere (nothing of a stranger's file runs)
+        args = dict(ckpt.get("datamodule_hyper_parameters") or {})
+        args.pop("_instantiator", None)
+        class_path = args.pop("_class_path", "gan_video.data.ShapesDataModule")
+        module, _, name = class_path.rpartition(".")
+        if module != "gan_video.data" and not module.startswith("gan_video.data."):
+            raise ValueError(f"{checkpoint} was trained on data of class {class_path!r}, which is not one of "
+                             "gan_video's data modules: pass --config with the YAML it was trained with")
+        cls = getattr(importlib.import_module(module), name, None)
+        if cls is None:
+            raise ValueError(f"{checkpoint} names the data module {class_path!r}, which this gan_video does not "
+                             "have: pass --config with the YAML it was trained with")
     args.update(resolution=resolution, frames=frames)
     dm = cls(**args)
     for method in ("real_clips", "dataset_id"):
