@@ -144,7 +144,7 @@ def test_checkpoint_out_of_its_run_folder_brings_its_own_data_settings(tmp_path)
              "class_captions": "data/captions/weizmann.json", "stride": 2}
     dm = datamodule_from_config(None, str(tmp_path / "x.ckpt"), {"datamodule_hyper_parameters": video}, 64, 16)
     assert type(dm) is VideoDataModule
-    for foreign in ("os.system", "evil_pkg.Data", "gan_video.data.NoSuchModule"):
+    for foreign in ("os.system", "evil_pkg.Data", "gan_video.data.NoSuchModule", "gan_video.data.nothing.Data"):
         with pytest.raises(ValueError, match="pass --config with the YAML it was trained with"):
             datamodule_from_config(None, str(tmp_path / "x.ckpt"),
                                    {"datamodule_hyper_parameters": {"_class_path": foreign}}, 64, 16)

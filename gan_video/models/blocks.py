@@ -17,6 +17,17 @@ def check_resolution(resolution: int, what: str = "model") -> int:
     return int(k)
 
 
+def grow_steps(grow_from: int, resolution: int, what: str) -> int:
+    """Doublings from ``grow_from`` up to ``resolution`` (0 when ``grow_from`` is 0: not grown); raises
+    unless ``grow_from`` is 64 * 2^k and below ``resolution``. ``what`` names the setting."""
+    if not grow_from:
+        return 0
+    check_resolution(grow_from, what)
+    if grow_from >= resolution:
+        raise ValueError(f"{what} {grow_from} must be below the clip size {resolution} (or 0: no growing)")
+    return int(math.log2(resolution // grow_from))
+
+
 def mlp(sizes: list[int], act_last: bool = False) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import augment, parse_policy
-from .blocks import channels_for, check_resolution, down2d, down3d
+from .blocks import channels_for, check_resolution, down2d, down3d, grow_steps
 from .pretrained_frames import MatchingHead, PretrainedTrunk, pretrained_frame_layers  # noqa: F401 (PretrainedTrunk: re-exported)
 
 
@@ -133,11 +133,16 @@ def minibatch_std(feat: torch.Tensor, group: int) -> torch.Tensor:
 def resize_frames(video: torch.Tensor, size: int) -> torch.Tensor:
     """``[B, C, T, H, W]`` with every frame area-downsampled to ``size x size`` (as is when it is
     that size already)."""
-    b, c, t, h, w = video.shape
-    if (h, w) == (size, size):
+    if video.shape[-2:] == (size, size):
         return video
-    x = F.adaptive_avg_pool2d(video.transpose(1, 2).reshape(b * t, c, h, w), size)
-    return x.view(b, t, c, size, size).transpose(1, 2)
+    return per_frame(video, lambda x: F.adaptive_avg_pool2d(x, size))
+
+
+def per_frame(video: torch.Tensor, fn) -> torch.Tensor:
+    """``fn`` (``[N, C, H, W]`` -> ``[N, C', H', W']``) on every frame of ``[B, C, T, H, W]``, as one batch."""
+    b, c, t, h, w = video.shape
+    x = fn(video.transpose(1, 2).reshape(b * t, c, h, w))
+    return x.view(b, t, *x.shape[1:]).transpose(1, 2)
 
 
 class GrowStem(nn.Module):
@@ -167,9 +172,7 @@ class GrowStem(nn.Module):
 
     def video(self, video: torch.Tensor) -> torch.Tensor:
         """The stem on every frame of ``[B, C, T, H, W]``."""
-        b, c, t, h, w = video.shape
-        x = self(video.transpose(1, 2).reshape(b * t, c, h, w))
-        return x.view(b, t, c, *x.shape[-2:]).transpose(1, 2)
+        return per_frame(video, self)
 
 
 class TextCondition(nn.Module):
@@ -302,14 +305,9 @@ class Discriminator(nn.Module):
         super().__init__()
         check_resolution(resolution, "discriminator")
         self.cfg = cfg
-        self.stem = None
-        if cfg.grow_from:
-            check_resolution(cfg.grow_from, "discriminator.grow_from")
-            if cfg.grow_from >= resolution:
-                raise ValueError(f"discriminator.grow_from {cfg.grow_from} must be below the clip size "
-                                 f"{resolution} (or 0: no growing)")
-            self.stem = GrowStem(int(math.log2(resolution // cfg.grow_from)))
-            resolution = cfg.grow_from          # every head is that of the smaller discriminator
+        halvings = grow_steps(cfg.grow_from, resolution, "discriminator.grow_from")
+        self.stem = GrowStem(halvings) if halvings else None
+        resolution >>= halvings             # grown: every head is that of the smaller discriminator
         self.policy = parse_policy(cfg.augment)
         if cfg.matching < 0:
             raise ValueError(f"discriminator.matching {cfg.matching} must be >= 0 (0: no matching head)")

@@ -16,20 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import UpBlock2d, affine_grid, channels_for, check_resolution, mlp
+from .blocks import UpBlock2d, affine_grid, channels_for, grow_steps, mlp
 from .generator_base import GeneratorConfig, VideoGenerator, fourier_features
 
 
 class LayeredMotionGenerator(VideoGenerator):
     def __init__(self, cfg: GeneratorConfig, text_dim: int, resolution: int, frames: int):
         super().__init__(cfg, text_dim, resolution, frames)
-        trunk = cfg.grow_from or resolution
-        if cfg.grow_from:
-            check_resolution(cfg.grow_from, "generator.grow_from")
-            if cfg.grow_from >= resolution:
-                raise ValueError(f"generator.grow_from {cfg.grow_from} must be below the clip size "
-                                 f"{resolution} (or 0: no growing)")
-        widths = channels_for(trunk, cfg.base_channels, cfg.max_channels)
+        n_grow = grow_steps(cfg.grow_from, resolution, "generator.grow_from")
+        widths = channels_for(resolution >> n_grow, cfg.base_channels, cfg.max_channels)
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
         self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
         self.blocks = nn.ModuleList(UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs) for a, b in zip(widths[:-1], widths[1:]))
@@ -39,7 +34,6 @@ class LayeredMotionGenerator(VideoGenerator):
         self.to_background = nn.Linear(cfg.style_dim, 3 * k * k) if k else None
         # growing (grow_from): one up-block per doubling above the trunk's size, each adding its
         # detail through a zero-initialised conv to the upsampled layers of the size below
-        n_grow = int(math.log2(resolution // trunk))
         w = widths[-1]
         self.grow_blocks = nn.ModuleList(UpBlock2d(w, w, cfg.style_dim, cfg.coords, cfg.block_convs) for _ in range(n_grow))
         self.grow_layers = nn.ModuleList(nn.Conv2d(w, self.to_layers.out_channels, 3, padding=1) for _ in range(n_grow))

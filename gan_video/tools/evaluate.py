@@ -103,7 +103,10 @@ def datamodule_from_config(config: Optional[str], checkpoint: str, ckpt: dict, r
         if module != "gan_video.data" and not module.startswith("gan_video.data."):
             raise ValueError(f"{checkpoint} was trained on data of class {class_path!r}, which is not one of "
                              "gan_video's data modules: pass --config with the YAML it was trained with")
-        cls = getattr(importlib.import_module(module), name, None)
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            cls = None
         if cls is None:
             raise ValueError(f"{checkpoint} names the data module {class_path!r}, which this gan_video does not "
                              "have: pass --config with the YAML it was trained with")
