@@ -140,7 +140,7 @@ class VideoModel:
         if not 0.0 <= truncation <= 1.0:
             raise ValueError(f"truncation must be in [0, 1] (1: the noise as trained; smaller: nearer the "
                              f"average clip), got {truncation}")
-        wanted = {"content": content_seed, "motion": motion_seed}
+        wanted = {"content": content_seed, "texture": content_seed, "motion": motion_seed}
         drawn: dict[int, dict[str, torch.Tensor]] = {}
         out = {}
         for part in self.generator.noise_shapes():
@@ -253,6 +253,8 @@ class VideoModel:
         parts = (parts,) if isinstance(parts, str) else tuple(parts)
         if not parts or set(parts) - set(known):
             raise ValueError(f"parts must name some of the noise parts {list(known)}, got {list(parts)}")
+        if "content" in parts and "texture" in known:     # the texture noise is part of the appearance
+            parts += ("texture",)
         na, nb = self.noise(seed_a, truncation=truncation), self.noise(seed_b, truncation=truncation)
         e = self.embed([prompt])
         mix = slerp if method == "slerp" else lerp

@@ -102,6 +102,18 @@ class EvaluationCallback(pl.Callback):
         - class_path: gan_video.callbacks.EvaluationCallback
           init_args: {metrics: [fvd256_16f, clipsim, lpips_diversity], every_n_steps: 2000}
 
+    ``keep_best`` writes the checkpoint of the best evaluation so far (of ``best_metric``, the first
+    metric by default; lowest with ``best_mode: min``) to a file, which is how a run picks its
+    checkpoint by FVD (a resumed run remembers the best so far)::
+
+        - class_path: gan_video.callbacks.EvaluationCallback
+          init_args: {metrics: [fvd128_16f_s2], every_n_steps: 550, from_step: 2200,
+                      keep_best: runs/weizmann/checkpoints/best.ckpt}
+
+    The values are also the trainer's ``callback_metrics`` (``eval/<name>``), for a
+    ``ModelCheckpoint(monitor=...)`` with the same ``every_n_train_steps`` and no ``from_step``
+    (it fails at steps where the metric was not measured).
+
     Networks and real FVD statistics are loaded once at fit start (the statistics cached per
     dataset and protocol, so later runs skip them); each evaluation then costs the generated clips.
     Under DDP each rank makes its share of the clips and the metric sums are reduced across ranks.
@@ -117,25 +129,45 @@ class EvaluationCallback(pl.Callback):
         clipsim_clips: generated clips CLIPSIM reads.
         feature_extractor: replaces I3D for FVD (tests, other feature networks).
         num_features: width of ``feature_extractor``'s output.
+        from_step: no evaluation before this optimiser step (early ones cost time and pick nothing).
+        first_seed: generated clip ``i`` uses seed ``first_seed + i``; another range than
+            ``gan-video-evaluate``'s (seeds from 0) keeps a checkpoint chosen by these values from
+            being chosen on the clips it is then measured with.
+        keep_best: a checkpoint file written at every evaluation that improves ``best_metric``.
+        best_metric: the metric ``keep_best`` follows (default: the first of ``metrics``).
+        best_mode: ``min`` (FVD, LPIPS jitter) or ``max`` (CLIPSIM, alignment, diversity).
     """
 
     def __init__(self, metrics: Sequence[str] = ("fvd256_16f",), every_n_steps: int = 2000, batch_size: int = 16,
                  i3d_path: Optional[str] = None, clip_weights: Optional[str] = None, clipsim_clips: int = 256,
-                 feature_extractor: Optional[torch.nn.Module] = None, num_features: int = 400):
+                 feature_extractor: Optional[torch.nn.Module] = None, num_features: int = 400,
+                 from_step: int = 0, first_seed: int = 0, keep_best: Optional[str] = None,
+                 best_metric: Optional[str] = None, best_mode: str = "min"):
         from .metrics.registry import EvalOptions, Evaluator
 
         self.evaluator = Evaluator(list(metrics), EvalOptions(
             batch_size=batch_size, progress=False, i3d=i3d_path, fvd_extractor=feature_extractor,
-            fvd_features=num_features, clip_weights=clip_weights, clipsim_clips=clipsim_clips))
-        self.every, self.last_step = every_n_steps, -1
+            fvd_features=num_features, clip_weights=clip_weights, clipsim_clips=clipsim_clips, first_seed=first_seed))
+        self.every, self.from_step, self.last_step = every_n_steps, from_step, -1
         self.history: list[tuple[int, dict]] = []
+        if best_mode not in ("min", "max"):
+            raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
+        self.keep_best, self.best_metric, self.best_mode = keep_best, best_metric or list(metrics)[0], best_mode
+        self.best: Optional[tuple[int, float]] = None           # (step, value) of keep_best's checkpoint
+
+    def state_dict(self) -> dict:
+        return {"best": list(self.best) if self.best else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = tuple(state["best"]) if state.get("best") else None
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self.evaluator.prepare(trainer.datamodule, pl_module.device, trainer.global_rank, trainer.world_size,
                                trainer.strategy.barrier)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step > 0 and trainer.global_step % self.every == 0:
+        step = trainer.global_step
+        if step > 0 and step >= self.from_step and step % self.every == 0:
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -147,7 +179,19 @@ class EvaluationCallback(pl.Callback):
         self.last_step = trainer.global_step
         values = {r.metric: r.value for r in self.evaluator.run(pl_module)}
         self.history.append((trainer.global_step, values))
+        for k, v in values.items():
+            if v is not None:
+                trainer.callback_metrics[f"eval/{k}"] = torch.tensor(float(v))
+        self._keep_if_best(trainer, values.get(self.best_metric))
         if trainer.logger is not None and trainer.is_global_zero:
             step = trainer.fit_loop.epoch_loop._batches_that_stepped
             trainer.logger.log_metrics({f"eval/{k}": v for k, v in values.items() if v is not None}, step=step)
         return values
+
+    def _keep_if_best(self, trainer, value: Optional[float]) -> None:
+        if self.keep_best is None or value is None:
+            return
+        if self.best is not None and not (value < self.best[1] if self.best_mode == "min" else value > self.best[1]):
+            return
+        self.best = (trainer.global_step, float(value))
+        trainer.save_checkpoint(self.keep_best)           # every rank calls it (a collective under DDP)

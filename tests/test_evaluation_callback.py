@@ -48,3 +48,42 @@ def test_unknown_metric_name_is_a_clear_error():
 
     with pytest.raises(ValueError, match="unknown metric 'fvd'; choose from fvd<N>_<T>f, clipsim"):
         EvaluationCallback(["fvd"])
+
+
+def test_keep_best_writes_the_checkpoint_of_the_lowest_evaluation(tmp_path):
+    """keep_best: the checkpoint of the lowest FVD so far (none before from_step), generated with
+    seeds from first_seed; the best is in the callback's state (a resumed run remembers it), and
+    eval/<metric> is a callback metric (what ModelCheckpoint(monitor=...) reads)."""
+    import pytorch_lightning as pl
+
+    from gan_video.callbacks import EvaluationCallback
+    from gan_video.checkpoints import read_checkpoint
+    from gan_video.module import TextToVideoGAN
+
+    pl.seed_everything(0)
+    best = tmp_path / "best.ckpt"
+    cb = EvaluationCallback(["fvd12_8f"], every_n_steps=2, batch_size=6, feature_extractor=MeanColour(),
+                            num_features=8 * 3, from_step=4, first_seed=500, keep_best=str(best))
+    seeds = []
+    generate = TextToVideoGAN.generate
+    TextToVideoGAN.generate = lambda self, prompts, s, **kw: seeds.extend(s) or generate(self, prompts, s, **kw)
+    trainer = tiny_trainer(tmp_path, max_steps=10, callbacks=[cb])
+    try:
+        trainer.fit(TextToVideoGAN(**TINY), datamodule=tiny_data())
+    finally:
+        TextToVideoGAN.generate = generate
+    values = {s: v["fvd12_8f"] for s, v in cb.history}
+    assert sorted(values) == [4, 6, 8, 10] and len(set(values.values())) == 4     # none before from_step
+    assert sorted(set(seeds)) == list(range(500, 512))                             # seeds first_seed + i
+    step = min(values, key=values.get)
+    ckpt = read_checkpoint(best)
+    assert ckpt["global_step"] == step and cb.best == (step, pytest.approx(values[step]))
+    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("EvaluationCallback"))
+    assert state["best"] == [step, pytest.approx(values[step])]
+    assert trainer.callback_metrics["eval/fvd12_8f"].item() == pytest.approx(values[10])
+    fresh = EvaluationCallback(["fvd12_8f"], feature_extractor=MeanColour(), num_features=24, keep_best=str(best))
+    fresh.load_state_dict(cb.state_dict())
+    fresh._keep_if_best(trainer, values[step] + 1.0)          # worse than the remembered best: not written
+    assert read_checkpoint(best)["global_step"] == step and fresh.best[0] == step
+    with pytest.raises(ValueError, match="best_mode"):
+        EvaluationCallback(["fvd12_8f"], best_mode="lowest")

@@ -161,6 +161,33 @@ def test_animator_flow_net_depth_and_size(resolution):
             build_generator(GeneratorConfig(arch="animator", **bad, **SMALL_G), 8, 64, 16)
 
 
+@pytest.mark.parametrize("resolution", [64, 128])
+def test_animator_texture_noise(resolution):
+    """texture_noise: one noise map per clip at the content size; it starts switched off (zero
+    strength: the same clips as the model without it, whose weights it keeps), learns its strength,
+    and once on, another texture noise changes the frames while the same noise gives the same clip."""
+    torch.manual_seed(0)
+    base = build_generator(GeneratorConfig(arch="animator", **SMALL_G), 8, resolution, 16)
+    torch.manual_seed(0)
+    tex = build_generator(GeneratorConfig(arch="animator", texture_noise=True, **SMALL_G), 8, resolution, 16)
+    assert all(torch.equal(v, tex.state_dict()[k]) for k, v in base.state_dict().items())
+    n = tex.sample_noise(2)
+    assert n["texture"].shape == (2, 1, resolution // 2, resolution // 2)
+    e = torch.randn(2, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(tex(e, n), base(e, {k: n[k] for k in ("content", "motion")}))
+    tex(e, n, times=torch.tensor([0.0, 0.5])).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tex.noise_strength)
+    with torch.no_grad():
+        for p in tex.noise_strength:
+            p.fill_(0.5)
+        other = dict(n, texture=torch.randn_like(n["texture"]))
+        a, b, again = tex(e, n), tex(e, other), tex(e, n)
+    assert (a - b).abs().mean() > 1e-3 and torch.equal(a, again)
+    with pytest.raises(ValueError, match="texture_noise is for arch: animator"):
+        build_generator(GeneratorConfig(arch="layered", texture_noise=True, **SMALL_G), 8, 64, 16)
+
+
 def test_seeded_noise_is_reproducible():
     g = build_generator(GeneratorConfig(**SMALL_G), 8, 64, 16)
     a = g.sample_noise(2, generator=torch.Generator().manual_seed(5))

@@ -71,6 +71,7 @@ class EvalOptions:
     align_seed: int = 1000
     align_classifier: Optional[str] = None
     align_holdout: Optional[list] = None         # default: the data module's
+    first_seed: int = 0                          # generated clip i (FVD, CLIPSIM, jitter) uses seed first_seed + i
 
 
 @dataclass
@@ -159,8 +160,9 @@ class FVD(StreamMetric):
 
     def results(self, ctx: Context) -> list[Result]:
         real = "from cache" if self.cached else f"{self.real_seconds:.0f} s"
+        seeds = f"; generated seeds start at {ctx.options.first_seed}" if ctx.options.first_seed else ""
         out = [Result(self.name, float(self.metric.compute()),
-                      f"{self.protocol.describe()}; real side {real}", time.time() - self.t0)]
+                      f"{self.protocol.describe()}{seeds}; real side {real}", time.time() - self.t0)]
         if ctx.options.fvd_floor or ctx.options.fvd_baselines:
             out += self.baselines(ctx, full=ctx.options.fvd_baselines)
         return out
@@ -376,7 +378,7 @@ class Evaluator:
     def _generate(self, model, stream: list) -> None:
         """One pass of the generator over the data's captions for every stream metric. A metric tied
         to its own caption list (FVD: its real clips' captions) gets a pass of its own when another
-        metric's list differs; clip ``i`` is made from caption ``i`` (cycled) with seed ``i``."""
+        metric's list differs; clip ``i`` is made from caption ``i`` (cycled) with seed ``first_seed + i``."""
         groups: dict[tuple, list] = {}
         # metrics tied to a caption list first, so the others join the first such pass
         for m in sorted(stream, key=lambda m: not m.captions()):
@@ -394,7 +396,8 @@ class Evaluator:
             for start in ctx.progress(steps, len(steps), desc):
                 ids = mine[start:start + self.options.batch_size]
                 prompts = [captions[i % len(captions)] for i in ids]
-                video = model.generate(prompts, ids, ema=True, frames=frames,
+                seeds = [self.options.first_seed + i for i in ids]
+                video = model.generate(prompts, seeds, ema=True, frames=frames,
                                        batch_size=self.options.batch_size).to(ctx.device)
                 for m in metrics:
                     keep = sum(i < m.wants for i in ids)

@@ -66,9 +66,22 @@ class AnimatorGenerator(VideoGenerator):
         self.flow_more_norms = nn.ModuleList(ConditionalNorm(flow_ch, hidden) for _ in range(cfg.flow_layers - 1))
         for norm in self.flow_more_norms:
             nn.init.normal_(norm.affine.weight, std=0.05)
+        # StyleGAN's noise inputs (texture_noise), one zero-initialised strength per trunk channel
+        self.noise_strength = nn.ParameterList(nn.Parameter(torch.zeros(c)) for c in widths[1:-1]) \
+            if cfg.texture_noise else None
 
     def noise_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"content": (self.cfg.z_content,), "motion": (self.cfg.motion_anchors, self.cfg.z_motion)}
+        shapes = {"content": (self.cfg.z_content,), "motion": (self.cfg.motion_anchors, self.cfg.z_motion)}
+        if self.cfg.texture_noise:
+            shapes["texture"] = (1, self.resolution // 2, self.resolution // 2)
+        return shapes
+
+    def add_texture(self, x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        """``x`` plus the clip's texture noise at ``x``'s size (average-pooled, rescaled to unit
+        variance) times a strength per channel."""
+        f = noise.shape[-1] // x.shape[-1]
+        n = F.avg_pool2d(noise, f) * f if f > 1 else noise
+        return x + strength.view(1, -1, 1, 1) * n
 
     def motion_codes(self, style: torch.Tensor, anchors: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """``m(t)`` ``[B, T, hidden]`` for frame times ``times`` ``[T]`` (clamped to [0, 1] for the
@@ -89,8 +102,10 @@ class AnimatorGenerator(VideoGenerator):
         style = self.mapping(torch.cat([text, noise["content"]], dim=1))
         cond = torch.cat([style, text], dim=1)
         x = self.const.expand(style.shape[0], -1, -1, -1)
-        for block in self.trunk:
-            x = block(x, cond)                                                   # [B, C, H/2, W/2]
+        for i, block in enumerate(self.trunk):
+            x = block(x, cond)                                                   # [B, C, H/2, W/2] at the end
+            if self.noise_strength is not None:
+                x = self.add_texture(x, noise["texture"].to(x), self.noise_strength[i])
         m = self.motion_codes(style, noise["motion"], times)                     # [B, T, hidden]
         b, t = m.shape[:2]
         h, w = x.shape[-2:]

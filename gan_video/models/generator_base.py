@@ -50,6 +50,11 @@ class GeneratorConfig:
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
             outlines for a little more compute; the layered sprite is drawn once per clip, so a
             second conv there is nearly free).
+        texture_noise: ``animator`` only: StyleGAN's noise inputs, drawn once per clip: one Gaussian
+            map at the content size (``texture`` in the clip's noise), average-pooled to each trunk
+            block's size and added to its output with a learned, zero-initialised strength per
+            channel. It gives walls and clothes a texture of their own that the flow then moves with
+            the content (the noise is part of the content, so it does not flicker between frames).
         grow_from: ``layered`` only: 0 (default) draws the layers with a trunk of the clip's own
             size. ``r`` (64, 128) below the clip size: the trunk of an ``r``-px model draws the
             layers at ``r`` px, and each doubling above it adds an up-block whose output, through a
@@ -76,6 +81,7 @@ class GeneratorConfig:
     layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
     block_convs: int = 1
     coords: bool = False
+    texture_noise: bool = False
     grow_from: int = 0
     kl_weight: float = 0.01
     recon_weight: float = 1.0
@@ -89,6 +95,9 @@ class VideoGenerator(nn.Module):
         check_resolution(resolution, f"generator {cfg.arch!r}")
         self.cfg, self.text_dim, self.resolution, self.frames = cfg, text_dim, resolution, frames
         self.check_frames(frames)
+        if cfg.texture_noise and cfg.arch != "animator":
+            raise ValueError(f"generator.texture_noise is for arch: animator; {cfg.arch!r} has no noise inputs "
+                             "(set generator.texture_noise: false)")
         if cfg.grow_from and cfg.arch != "layered":
             raise ValueError(f"generator.grow_from is for arch: layered; {cfg.arch!r} has no grown form "
                              "(set generator.grow_from: 0)")

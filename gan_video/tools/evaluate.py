@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter-clips", type=int, default=256, help="generated clips for temporal jitter")
     p.add_argument("--clipsim-clips", type=int, default=256, help="generated clips for CLIPSIM")
     p.add_argument("--per-prompt", type=int, default=4, help="clips per prompt for text alignment")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="generated clip i (FVD, CLIPSIM, jitter) uses seed FIRST_SEED + i (default 0); another "
+                        "range gives an independent sample of the model's clips")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -179,7 +182,7 @@ def options_from_args(args):
                        clip_weights=args.clip_weights, clipsim_clips=args.clipsim_clips,
                        lpips_net=args.lpips_net, lpips_trunk=args.lpips_trunk, jitter_clips=args.jitter_clips,
                        lpips_prompts=args.lpips_prompts, lpips_seeds=args.lpips_seeds,
-                       align_per_prompt=args.per_prompt)
+                       align_per_prompt=args.per_prompt, first_seed=args.first_seed)
 
 
 def evaluate(args) -> dict:
