@@ -140,11 +140,12 @@ class VideoModel:
         if not 0.0 <= truncation <= 1.0:
             raise ValueError(f"truncation must be in [0, 1] (1: the noise as trained; smaller: nearer the "
                              f"average clip), got {truncation}")
-        wanted = {"content": content_seed, "texture": content_seed, "motion": motion_seed}
+        wanted = {"content": content_seed, "motion": motion_seed}
         drawn: dict[int, dict[str, torch.Tensor]] = {}
         out = {}
         for part in self.generator.noise_shapes():
-            s = int_arg(wanted.get(part) if wanted.get(part) is not None else seed, f"{part} seed")
+            group = wanted.get(self.generator.noise_group(part))
+            s = int_arg(group if group is not None else seed, f"{part} seed")
             if s not in drawn:
                 drawn[s] = self.generator.seeded_noise([s])
             out[part] = drawn[s][part] if truncation == 1.0 else drawn[s][part] * truncation
@@ -253,12 +254,11 @@ class VideoModel:
         parts = (parts,) if isinstance(parts, str) else tuple(parts)
         if not parts or set(parts) - set(known):
             raise ValueError(f"parts must name some of the noise parts {list(known)}, got {list(parts)}")
-        if "content" in parts and "texture" in known:     # the texture noise is part of the appearance
-            parts += ("texture",)
         na, nb = self.noise(seed_a, truncation=truncation), self.noise(seed_b, truncation=truncation)
         e = self.embed([prompt])
         mix = slerp if method == "slerp" else lerp
-        return np.concatenate([self.decode(e, {k: mix(na[k], nb[k], w) if k in parts else na[k] for k in na}, frames)
+        moving = {k for k in na if k in parts or self.generator.noise_group(k) in parts}
+        return np.concatenate([self.decode(e, {k: mix(na[k], nb[k], w) if k in moving else na[k] for k in na}, frames)
                                for w in self._weights(steps)])
 
 

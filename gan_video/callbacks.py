@@ -179,13 +179,12 @@ class EvaluationCallback(pl.Callback):
         self.last_step = trainer.global_step
         values = {r.metric: r.value for r in self.evaluator.run(pl_module)}
         self.history.append((trainer.global_step, values))
-        for k, v in values.items():
-            if v is not None:
-                trainer.callback_metrics[f"eval/{k}"] = torch.tensor(float(v))
+        measured = {f"eval/{k}": float(v) for k, v in values.items() if v is not None}
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in measured.items()})
         self._keep_if_best(trainer, values.get(self.best_metric))
         if trainer.logger is not None and trainer.is_global_zero:
             step = trainer.fit_loop.epoch_loop._batches_that_stepped
-            trainer.logger.log_metrics({f"eval/{k}": v for k, v in values.items() if v is not None}, step=step)
+            trainer.logger.log_metrics(measured, step=step)
         return values
 
     def _keep_if_best(self, trainer, value: Optional[float]) -> None:

@@ -453,3 +453,5 @@ def test_texture_noise_follows_the_content_seed():
     walk = model.interpolate_seeds(A, 3, 8, steps=3)
     assert np.array_equal(walk[0], model.generate(A, seed=3)[0]) and np.array_equal(walk[-1], model.generate(A, seed=8)[0])
     assert not np.array_equal(content[-1], model.generate(A, seed=3, content_seed=3)[0])
+    texture = model.interpolate_seeds(A, 3, 8, steps=2, parts=("texture",))      # the texture map alone
+    assert not np.array_equal(texture[-1], walk[0]) and not np.array_equal(texture[-1], content[-1])

@@ -50,7 +50,7 @@ def test_unknown_metric_name_is_a_clear_error():
         EvaluationCallback(["fvd"])
 
 
-def test_keep_best_writes_the_checkpoint_of_the_lowest_evaluation(tmp_path):
+def test_keep_best_writes_the_checkpoint_of_the_lowest_evaluation(tmp_path, monkeypatch):
     """keep_best: the checkpoint of the lowest FVD so far (none before from_step), generated with
     seeds from first_seed; the best is in the callback's state (a resumed run remembers it), and
     eval/<metric> is a callback metric (what ModelCheckpoint(monitor=...) reads)."""
@@ -66,12 +66,10 @@ def test_keep_best_writes_the_checkpoint_of_the_lowest_evaluation(tmp_path):
                             num_features=8 * 3, from_step=4, first_seed=500, keep_best=str(best))
     seeds = []
     generate = TextToVideoGAN.generate
-    TextToVideoGAN.generate = lambda self, prompts, s, **kw: seeds.extend(s) or generate(self, prompts, s, **kw)
+    monkeypatch.setattr(TextToVideoGAN, "generate",
+                        lambda self, prompts, s, **kw: seeds.extend(s) or generate(self, prompts, s, **kw))
     trainer = tiny_trainer(tmp_path, max_steps=10, callbacks=[cb])
-    try:
-        trainer.fit(TextToVideoGAN(**TINY), datamodule=tiny_data())
-    finally:
-        TextToVideoGAN.generate = generate
+    trainer.fit(TextToVideoGAN(**TINY), datamodule=tiny_data())
     values = {s: v["fvd12_8f"] for s, v in cb.history}
     assert sorted(values) == [4, 6, 8, 10] and len(set(values.values())) == 4     # none before from_step
     assert sorted(set(seeds)) == list(range(500, 512))                             # seeds first_seed + i

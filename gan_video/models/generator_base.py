@@ -95,12 +95,11 @@ class VideoGenerator(nn.Module):
         check_resolution(resolution, f"generator {cfg.arch!r}")
         self.cfg, self.text_dim, self.resolution, self.frames = cfg, text_dim, resolution, frames
         self.check_frames(frames)
-        if cfg.texture_noise and cfg.arch != "animator":
-            raise ValueError(f"generator.texture_noise is for arch: animator; {cfg.arch!r} has no noise inputs "
-                             "(set generator.texture_noise: false)")
-        if cfg.grow_from and cfg.arch != "layered":
-            raise ValueError(f"generator.grow_from is for arch: layered; {cfg.arch!r} has no grown form "
-                             "(set generator.grow_from: 0)")
+        for option, arch, lacks, off in (("texture_noise", "animator", "noise inputs", "false"),
+                                         ("grow_from", "layered", "grown form", "0")):
+            if getattr(cfg, option) and cfg.arch != arch:
+                raise ValueError(f"generator.{option} is for arch: {arch}; {cfg.arch!r} has no {lacks} "
+                                 f"(set generator.{option}: {off})")
 
     def check_frames(self, frames: int) -> None:
         if frames < 1:
@@ -119,6 +118,10 @@ class VideoGenerator(nn.Module):
 
     def noise_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"content": (self.cfg.z_content,), "motion": (self.cfg.z_motion,)}
+
+    def noise_group(self, part: str) -> str:
+        """The seed that draws noise part ``part``: ``content`` (the appearance) or ``motion``."""
+        return "content" if part == "texture" else part
 
     def sample_noise(self, batch: int, device=None, generator: Optional[torch.Generator] = None
                      ) -> dict[str, torch.Tensor]:
