@@ -365,8 +365,8 @@ class TextToVideoGAN(pl.LightningModule):
             lrs = []
             for opt, saved in zip(trainer.optimizers, state["optimizer_states"]):
                 opt.load_state_dict(saved)
-                for group in opt.param_groups:
-                    group["lr"] *= guard.lr_factor
+                for group in opt.param_groups:   # initial_lr: what LearningRateDecay scales
+                    group.update({k: group[k] * guard.lr_factor for k in ("lr", "initial_lr") if k in group})
                 lrs.append(f"{opt.param_groups[0]['lr']:.3g}")
             rank_zero_warn(f"{where}: {problem}; rolled back to {ckpt} (batch {int(self.batches)}) with the "
                            f"learning rates halved (generator {lrs[0]}, discriminator {lrs[1]}); rollback "
