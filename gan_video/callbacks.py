@@ -230,21 +230,23 @@ class LearningRateDecay(pl.Callback):
             return 1.0
         return max(self.final, 1.0 - (1.0 - self.final) * (batch - self.start) / (end - self.start))
 
-    def _end(self, trainer: "pl.Trainer") -> int:
-        if self.end is not None:
-            return self.end
-        if trainer.max_steps is None or trainer.max_steps < 0:
-            raise ValueError("LearningRateDecay needs `end` (a batch) when trainer.max_steps is not set")
-        end = trainer.max_steps // max(1, len(trainer.optimizers))
-        if end <= self.start:
-            raise ValueError(f"LearningRateDecay: start={self.start} is not before the run's last batch ({end}, "
-                             "trainer.max_steps / optimisers); lower start or raise --trainer.max_steps")
-        return end
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Resolves the last batch of the decay once (an unusable schedule fails before any batch)."""
+        self._steps_per_batch = max(1, len(trainer.optimizers))
+        self._last = self.end
+        if self._last is None:
+            if trainer.max_steps is None or trainer.max_steps < 0:
+                raise ValueError("LearningRateDecay needs `end` (a batch) when trainer.max_steps is not set")
+            self._last = trainer.max_steps // self._steps_per_batch
+            if self._last <= self.start:
+                raise ValueError(f"LearningRateDecay: start={self.start} is not before the run's last batch "
+                                 f"({self._last}, trainer.max_steps / optimisers); lower start or raise "
+                                 "--trainer.max_steps")
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         batches = getattr(pl_module, "batches", None)
-        done = int(batches) if batches is not None else trainer.global_step // max(1, len(trainer.optimizers))
-        f = self.factor(done, self._end(trainer))
+        done = int(batches) if batches is not None else trainer.global_step // self._steps_per_batch
+        f = self.factor(done, self._last)
         for opt in trainer.optimizers:
             for group in opt.param_groups:
                 group["lr"] = group.setdefault("initial_lr", group["lr"]) * f

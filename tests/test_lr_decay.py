@@ -67,9 +67,7 @@ def test_a_resumed_run_continues_the_schedule(tmp_path):
 
 
 def test_without_max_steps_end_is_required(tmp_path):
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         limit_train_batches=2, default_root_dir=str(tmp_path),
-                         callbacks=[LearningRateDecay(start=1)])
+    trainer = tiny_trainer(tmp_path, max_steps=-1, max_epochs=1, limit_train_batches=2,
+                           callbacks=[LearningRateDecay(start=1)])
     with pytest.raises(ValueError, match="needs `end`"):
         trainer.fit(TextToVideoGAN(**TINY), datamodule=tiny_data(train_size=16))
