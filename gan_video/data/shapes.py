@@ -158,6 +158,29 @@ def counterfactual(clip: ShapeClip, pairs: Sequence[Pair], rng: np.random.Genera
     return caption_for(new["color"], new["shape"], new["direction"], *clip.wording)
 
 
+# area of each shape in units of size**2 (size = the half-extent ``ShapeClip.size``)
+SHAPE_AREA = {"circle": math.pi, "square": 1.7 ** 2, "triangle": 3 * math.sqrt(3) * 0.6 ** 2}
+
+
+def shape_coverage(shape: str, x: np.ndarray, y: np.ndarray, size: float, angle: float,
+                   resolution: int) -> np.ndarray:
+    """Pixel coverage in [0, 1] of ``shape`` centred at the origin of the offsets ``x``, ``y`` (frame
+    units, broadcast together), with half-extent ``size`` and rotation ``angle``: the shape's signed
+    distance turned into coverage by a one-pixel linear ramp (anti-aliased edges without supersampling)."""
+    ca, sa = math.cos(angle), math.sin(angle)
+    xr, yr = x * ca + y * sa, -x * sa + y * ca
+    if shape == "circle":
+        inside = size - np.sqrt(xr * xr + yr * yr)
+    elif shape == "square":
+        inside = size * 0.85 - np.maximum(np.abs(xr), np.abs(yr))
+    elif shape == "triangle":  # upward-pointing equilateral triangle: distance to the nearest edge
+        edge = np.maximum(np.maximum(yr, 0.866 * xr - 0.5 * yr), -0.866 * xr - 0.5 * yr)
+        inside = size * 0.6 - edge
+    else:
+        raise ValueError(f"unknown shape {shape!r}; choose from {list(SHAPES)}")
+    return np.clip(inside * resolution + 0.5, 0.0, 1.0)
+
+
 def render_clip(clip: ShapeClip, frames: int, resolution: int,
                 times: np.ndarray | None = None) -> np.ndarray:
     """Render ``clip`` as float32 ``[T, H, W, 3]`` in ``[0, 1]``; ``times`` (in [0, 1]) renders
@@ -174,18 +197,7 @@ def render_clip(clip: ShapeClip, frames: int, resolution: int,
     cx, cy = clip.centre(t)
     x = coords[None, None, :] - cx[:, None, None].astype(np.float32)   # [T, 1, W]
     y = coords[None, :, None] - cy[:, None, None].astype(np.float32)   # [T, H, 1]
-    ca, sa = math.cos(clip.angle), math.sin(clip.angle)
-    xr, yr = x * ca + y * sa, -x * sa + y * ca
-    s = clip.size
-    if clip.shape == "circle":
-        inside = s - np.sqrt(xr * xr + yr * yr)
-    elif clip.shape == "square":
-        inside = s * 0.85 - np.maximum(np.abs(xr), np.abs(yr))
-    else:  # upward-pointing equilateral triangle: distance to the nearest of its three edges
-        r = s * 1.2
-        edge = np.maximum(np.maximum(yr, 0.866 * xr - 0.5 * yr), -0.866 * xr - 0.5 * yr)
-        inside = r / 2 - edge
-    coverage = np.clip(inside * resolution + 0.5, 0.0, 1.0)
+    coverage = shape_coverage(clip.shape, x, y, clip.size, clip.angle, resolution)
     color = np.asarray(COLORS[clip.color], np.float32)
     bg = np.asarray(clip.background, np.float32)
     return bg + coverage[..., None] * (color - bg)

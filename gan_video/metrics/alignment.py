@@ -28,6 +28,7 @@ from torchmetrics import Metric
 from ..cache import atomic_write, cache_dir
 from ..data.io import from_uint8, to_uint8
 from ..data.shapes import COLORS, COLORS_INDEX, DIRECTIONS, SHAPES, MovingShapes, render_clip
+from .geometry import GeometrySummary
 
 ATTRIBUTES = {"color": len(COLORS), "shape": len(SHAPES), "direction": len(DIRECTIONS)}
 CLASSIFIER_VERSION = 6   # 6: trained on a uint8 pool (quantised renders)
@@ -237,13 +238,16 @@ class TextAlignment(Metric):
 
 @torch.no_grad()
 def text_alignment(model, classifier: AttributeClassifier, holdout, per_prompt: int = 4, seed: int = 1000,
-                   batch_size: int = 32, rank: int = 0, world: int = 1, watermark: Optional[str] = None) -> dict:
+                   batch_size: int = 32, rank: int = 0, world: int = 1, watermark: Optional[str] = None,
+                   geometry: bool = False) -> dict:
     """The 2018 protocol for ``model`` (anything with ``generate(prompts, seeds)``, its EMA generator):
     ``per_prompt`` clips of each of the 72 canonical prompts "a {colour} {shape} moving {direction}"
     (seeds from ``seed``), judged by ``classifier``; accuracy per attribute for the seen and the
     held-out (colour, shape) pairs. Under DDP each rank judges its share and the counts are summed.
     ``watermark``: a model hash; each clip then gets the watermark of that model (as written to
-    files) before it is judged, to measure what the watermark does to the figures."""
+    files) before it is judged, to measure what the watermark does to the figures. ``geometry``: also
+    read every clip with the analytic reader (``metrics/geometry.py``: shape by ideal-shape IoU,
+    clutter, halo), returned under ``"geometry"``."""
     from ..data.shapes_datamodule import PromptSet
 
     if per_prompt < 1:
@@ -251,15 +255,22 @@ def text_alignment(model, classifier: AttributeClassifier, holdout, per_prompt: 
     prompts = PromptSet(holdout, per_prompt, seed=seed)
     metric = TextAlignment(classifier).to(getattr(model, "device", "cpu"))
     mine = prompts.items[rank::world]
+    reader = GeometrySummary() if geometry else None
     for i in range(0, len(mine), batch_size):
         items = mine[i:i + batch_size]
         video = model.generate([it["caption"] for it in items], [it["seed"] for it in items], batch_size=batch_size)
         if watermark is not None:
             video = _watermarked(video, watermark)
         labels = {k: torch.tensor([it[k] for it in items]) for k in ATTRIBUTES}
-        metric.update(video, labels, torch.tensor([it["heldout"] for it in items]))
-    return {"holdout": [list(p) for p in holdout], "clips": len(prompts), "per_prompt": per_prompt,
-            "accuracy": {k: round(float(v), 4) for k, v in metric.compute().items()}}
+        heldout = torch.tensor([it["heldout"] for it in items])
+        metric.update(video, labels, heldout)
+        if reader is not None:
+            reader.update(video, labels["shape"], heldout)
+    res = {"holdout": [list(p) for p in holdout], "clips": len(prompts), "per_prompt": per_prompt,
+           "accuracy": {k: round(float(v), 4) for k, v in metric.compute().items()}}
+    if reader is not None:
+        res["geometry"] = reader.compute()
+    return res
 
 
 def _watermarked(video: torch.Tensor, model_hash: str) -> torch.Tensor:

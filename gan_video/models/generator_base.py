@@ -45,6 +45,13 @@ class GeneratorConfig:
         layer_alpha: ``layered`` only: ``sigmoid`` (the alpha never reaches 0 or 1) or ``clamp``
             (a clamped linear alpha that reaches exact 0 and 1, times a window that is 0 at the
             layer's edge: crisp objects, and no faint rectangle moving with them).
+        alpha_prior: ``layered`` only: weight of a generator loss on the sprite's alpha,
+            ``mean(alpha) + mean(min(alpha, 1 - alpha))`` over the layer of a fresh content draw per
+            caption (0: off): the layer is to be transparent wherever it draws no object and opaque
+            or transparent, not in between, elsewhere. It aims at the veil that the layer otherwise
+            spreads over the whole frame (seen as a rectangle moving with the object) and at the
+            half-transparent fringe around the object (a dark halo), keeping the sigmoid's smooth
+            gradients (``layer_alpha: clamp`` gets exact 0 and 1 by clamping instead).
         coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
             distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
@@ -79,6 +86,7 @@ class GeneratorConfig:
     motion_init: float = 0.5
     background_resolution: int = 0
     layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
+    alpha_prior: float = 0.0
     block_convs: int = 1
     coords: bool = False
     texture_noise: bool = False
@@ -96,10 +104,13 @@ class VideoGenerator(nn.Module):
         self.cfg, self.text_dim, self.resolution, self.frames = cfg, text_dim, resolution, frames
         self.check_frames(frames)
         for option, arch, lacks, off in (("texture_noise", "animator", "noise inputs", "false"),
-                                         ("grow_from", "layered", "grown form", "0")):
+                                         ("grow_from", "layered", "grown form", "0"),
+                                         ("alpha_prior", "layered", "alpha layer", "0")):
             if getattr(cfg, option) and cfg.arch != arch:
                 raise ValueError(f"generator.{option} is for arch: {arch}; {cfg.arch!r} has no {lacks} "
                                  f"(set generator.{option}: {off})")
+        if cfg.alpha_prior < 0:
+            raise ValueError(f"generator.alpha_prior {cfg.alpha_prior} must be >= 0 (0: off)")
 
     def check_frames(self, frames: int) -> None:
         if frames < 1:

@@ -80,6 +80,18 @@ class LayeredMotionGenerator(VideoGenerator):
                 else bg.expand(-1, -1, *out.shape[-2:])
         return torch.cat([torch.tanh(rgb) * alpha, alpha], dim=1), torch.tanh(bg)
 
+    def auxiliary_loss(self, text: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """``alpha_prior``: ``mean(alpha) + mean(min(alpha, 1 - alpha))`` of the layers of a fresh
+        content draw: the sprite is transparent where it draws nothing (sparsity, as layered video
+        decompositions such as Omnimatte ask of their alpha) and opaque or transparent, not in
+        between, elsewhere (a crisp edge)."""
+        if not self.cfg.alpha_prior:
+            return text.new_zeros(()), {}
+        noise = torch.randn(text.shape[0], self.cfg.z_content, device=text.device, dtype=text.dtype)
+        alpha = self.layers(self.mapping(torch.cat([text, noise], dim=1)))[0][:, 3]
+        prior = alpha.mean() + torch.minimum(alpha, 1 - alpha).mean()
+        return self.cfg.alpha_prior * prior, {"alpha_prior": prior.detach()}
+
     @staticmethod
     def edge_window(h: int, w: int, like: torch.Tensor, ramp: float = 3.0) -> torch.Tensor:
         """``[1, 1, h, w]``: 0 on the outermost pixels, rising linearly to 1 over ``ramp`` pixels."""
