@@ -19,7 +19,9 @@ blur accepted blobs as shapes once. This reader measures the drawing directly, f
   (mean luma drop in [0, 1]; real clips: 0, their anti-aliased edge is brighter, never darker).
 
 A clip's figures are the means over ``FRAMES`` evenly spread frames; its shape is the shape with the
-highest mean IoU.
+highest mean IoU. A clip counts as **drawn** when its IoU with the prompt's shape is at least
+``DRAWN_IOU``: every real clip is (their lowest IoU is 0.90, a small rotated triangle; circles 0.996),
+while a blob can be read as the closest shape without being drawn as it.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ OBJECT_THRESHOLD = 0.25   # [0, 1] units: the shapes' colours differ from every 
 CLUTTER_THRESHOLD = 0.1
 DILATE = 2                # pixels: the anti-aliased edge and one more
 FRAMES = 4
+DRAWN_IOU = 0.85
 # rotations tried per shape (a square repeats every 90 degrees, a triangle every 120)
 _ANGLES = {"circle": (0.0,), "square": tuple(np.linspace(-math.pi / 4, math.pi / 4, 12, endpoint=False)),
            "triangle": tuple(np.linspace(-math.pi / 3, math.pi / 3, 16, endpoint=False))}
@@ -103,7 +106,8 @@ class GeometrySummary:
 
     ``update(video, shape_labels, heldout)``; ``compute()`` -> per group: ``shape`` (share read as
     the prompt's shape), ``iou`` (mean IoU with the prompt's shape), ``clutter``, ``halo``, and
-    per shape the share of its clips read as it (``circle`` etc.: are circles drawn round?)."""
+    ``drawn`` (share with IoU >= ``DRAWN_IOU``), and per shape the share of its clips read as it
+    (``circle`` etc.) and their mean IoU (``circle_iou`` etc.: are circles drawn round?)."""
 
     def __init__(self):
         self.rows: list[tuple[bool, str, dict]] = []
@@ -120,10 +124,12 @@ class GeometrySummary:
                 continue
             res[f"{group}/shape"] = float(np.mean([r["shape"] == s for s, r in rows]))
             res[f"{group}/iou"] = float(np.mean([r["iou"][s] for s, r in rows]))
+            res[f"{group}/drawn"] = float(np.mean([r["iou"][s] >= DRAWN_IOU for s, r in rows]))
             res[f"{group}/clutter"] = float(np.mean([r["clutter"] for _, r in rows]))
             res[f"{group}/halo"] = float(np.mean([r["halo"] for _, r in rows]))
             for shape in SHAPES:
-                mine = [r["shape"] == s for s, r in rows if s == shape]
+                mine = [r for s, r in rows if s == shape]
                 if mine:
-                    res[f"{group}/{shape}"] = float(np.mean(mine))
+                    res[f"{group}/{shape}"] = float(np.mean([r["shape"] == shape for r in mine]))
+                    res[f"{group}/{shape}_iou"] = float(np.mean([r["iou"][shape] for r in mine]))
         return {k: round(v, 4) for k, v in res.items()}
