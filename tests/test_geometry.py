@@ -127,3 +127,5 @@ def test_text_alignment_reports_the_reader_on_the_same_clips():
     assert "analytic reader" in table and "100.0%" in table.split("analytic reader")[1]
     assert "geometry" not in text_alignment(RealClips(), classifier, [], per_prompt=1)
     assert not math.isnan(g["seen/iou"])
+    with pytest.raises(ValueError, match="runs in one process"):
+        text_alignment(RealClips(), classifier, [], per_prompt=1, world=2, geometry=True)

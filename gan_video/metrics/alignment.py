@@ -255,6 +255,9 @@ def text_alignment(model, classifier: AttributeClassifier, holdout, per_prompt: 
     prompts = PromptSet(holdout, per_prompt, seed=seed)
     metric = TextAlignment(classifier).to(getattr(model, "device", "cpu"))
     mine = prompts.items[rank::world]
+    if geometry and world > 1:
+        raise ValueError("the analytic reader (geometry=True) runs in one process; call text_alignment "
+                         "without DDP (world=1), as gan-video-alignment does")
     reader = GeometrySummary() if geometry else None
     for i in range(0, len(mine), batch_size):
         items = mine[i:i + batch_size]
