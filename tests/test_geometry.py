@@ -107,12 +107,9 @@ def test_text_alignment_reports_the_reader_on_the_same_clips():
             for caption, seed in zip(captions, seeds):
                 words = caption.split()                          # "a {colour} {shape} moving {dir}"
                 rng = np.random.default_rng(seed)
+                start = (0.35, 0.35) if words[4] in ("right", "down") else (0.65, 0.65)   # 0.3 to travel
                 clip = ShapeClip(words[1], words[2], words[4], caption, float(rng.uniform(0.09, 0.15)),
-                                 (0.5, 0.5), 0.3, tuple(rng.uniform(0, 0.15, 3)), float(rng.uniform(-0.3, 0.3)))
-                if words[4] in ("right", "down"):
-                    clip = ShapeClip(**{**clip.__dict__, "start": (0.35, 0.35)})
-                else:
-                    clip = ShapeClip(**{**clip.__dict__, "start": (0.65, 0.65)})
+                                 start, 0.3, tuple(rng.uniform(0, 0.15, 3)), float(rng.uniform(-0.3, 0.3)))
                 out.append(_clip(render_clip(clip, 32, 64)))
             return torch.stack(out)
 

@@ -252,12 +252,12 @@ def text_alignment(model, classifier: AttributeClassifier, holdout, per_prompt: 
 
     if per_prompt < 1:
         raise ValueError(f"per_prompt must be >= 1, got {per_prompt}")
-    prompts = PromptSet(holdout, per_prompt, seed=seed)
-    metric = TextAlignment(classifier).to(getattr(model, "device", "cpu"))
-    mine = prompts.items[rank::world]
     if geometry and world > 1:
         raise ValueError("the analytic reader (geometry=True) runs in one process; call text_alignment "
                          "without DDP (world=1), as gan-video-alignment does")
+    prompts = PromptSet(holdout, per_prompt, seed=seed)
+    metric = TextAlignment(classifier).to(getattr(model, "device", "cpu"))
+    mine = prompts.items[rank::world]
     reader = GeometrySummary() if geometry else None
     for i in range(0, len(mine), batch_size):
         items = mine[i:i + batch_size]

@@ -42,6 +42,7 @@ DRAWN_IOU = 0.85
 _ANGLES = {"circle": (0.0,), "square": tuple(np.linspace(-math.pi / 4, math.pi / 4, 12, endpoint=False)),
            "triangle": tuple(np.linspace(-math.pi / 3, math.pi / 3, 16, endpoint=False))}
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_DISC = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DILATE + 1, 2 * DILATE + 1))
 
 
 def read_frame(frame: np.ndarray) -> dict:
@@ -52,20 +53,18 @@ def read_frame(frame: np.ndarray) -> dict:
     diff = np.abs(frame - bg).max(axis=2)
     mask = (diff > OBJECT_THRESHOLD).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    ring_size = 2 * DILATE + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ring_size, ring_size))
     if n <= 1:
         clutter = float((diff > CLUTTER_THRESHOLD).mean())
         return {"iou": {s: 0.0 for s in SHAPES}, "clutter": clutter, "halo": 0.0, "area": 0.0}
-    obj = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
-    near = cv2.dilate(obj, kernel) > 0
-    far = ~cv2.dilate(near.astype(np.uint8), kernel).astype(bool)
+    obj = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    near = cv2.dilate(obj.astype(np.uint8), _DISC) > 0
+    far = ~cv2.dilate(near.astype(np.uint8), _DISC).astype(bool)
     clutter = float((diff[far] > CLUTTER_THRESHOLD).mean()) if far.any() else 0.0
-    ring = near & ~obj.astype(bool)
+    ring = near & ~obj
     luma = frame @ _LUMA
     halo = float(np.clip(float(bg @ _LUMA) - luma[ring], 0.0, None).mean()) if ring.any() else 0.0
     # coverage: the position of each pixel between the background and the object's colour
-    colour = np.median(frame[obj.astype(bool)], axis=0)
+    colour = np.median(frame[obj], axis=0)
     span = colour - bg
     cov = np.clip(((frame - bg) @ span) / max(float(span @ span), 1e-6), 0.0, 1.0) * near
     area = float(cov.sum())

@@ -68,6 +68,9 @@ def evaluate(args) -> dict:
 
 
 def format_table(r: dict) -> str:
+    from ..data.shapes import SHAPES
+    from ..metrics.geometry import DRAWN_IOU
+
     marked = f"; watermarked, model {r['watermark']}" if r.get("watermark") else ""
     lines = [f"text alignment of {r['checkpoint']} ({r['clips']} clips, {r['per_prompt']} per prompt; "
              f"held out: {', '.join(' '.join(p) for p in r['holdout'])}{marked})",
@@ -82,7 +85,7 @@ def format_table(r: dict) -> str:
     g = r.get("geometry")
     if g:
         lines += ["", "analytic reader (no learned parts): read = the ideal shape that overlaps the object most; "
-                  "drawn = IoU with the prompt's shape >= 0.85 (every real clip is);",
+                  f"drawn = IoU with the prompt's shape >= {DRAWN_IOU} (every real clip is);",
                   "per shape: share read as it / its mean IoU. Real clips: 100% / IoU 0.97 / 100% / clutter 0 / halo 0",
                   f"{'':10s}{'read':>7s}{'IoU':>7s}{'drawn':>8s}{'circles':>14s}{'squares':>14s}{'triangles':>14s}"
                   f"{'clutter':>9s}{'halo':>7s}"]
@@ -90,7 +93,7 @@ def format_table(r: dict) -> str:
             if f"{group}/shape" not in g:
                 continue
             cells = "".join(f"{g[f'{group}/{s}']:8.1%} {g[f'{group}/{s}_iou']:.2f}" if f"{group}/{s}" in g
-                            else f"{'-':>14s}" for s in ("circle", "square", "triangle"))
+                            else f"{'-':>14s}" for s in SHAPES)
             lines.append(f"{group:10s}{g[group + '/shape']:7.1%}{g[group + '/iou']:7.3f}{g[group + '/drawn']:8.1%}"
                          f"{cells}{g[group + '/clutter']:9.2%}{g[group + '/halo']:7.3f}")
     return "\n".join(lines)
