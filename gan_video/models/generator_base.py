@@ -42,6 +42,10 @@ class GeneratorConfig:
         background_resolution: ``layered`` only: 0 draws the background layer with the conv trunk
             at full resolution; ``k > 0`` predicts a ``k x k`` background from the content code
             and upsamples it (1 = a uniform colour, right for the built-in shapes).
+        foreground_resolution: ``layered`` only: 0 (default) draws the sprite's RGB with the conv
+            trunk; ``k > 0`` predicts a ``k x k`` RGB grid from the content code and upsamples it, as
+            ``background_resolution`` does for the background (1 = one flat colour: the object's
+            outline is then drawn by the alpha alone, right for the built-in shapes).
         layer_alpha: ``layered`` only: ``sigmoid`` (the alpha never reaches 0 or 1) or ``clamp``
             (a clamped linear alpha that reaches exact 0 and 1, times a window that is 0 at the
             layer's edge: crisp objects, and no faint rectangle moving with them).
@@ -52,6 +56,13 @@ class GeneratorConfig:
             spreads over the whole frame (seen as a rectangle moving with the object) and at the
             half-transparent fringe around the object (a dark halo), keeping the sigmoid's smooth
             gradients (``layer_alpha: clamp`` gets exact 0 and 1 by clamping instead).
+        alpha_resolution: ``layered`` only: 0 (default) draws the sprite's alpha with the RGB at the
+            layer's own size. ``r`` (16, 32, ... below the layer size): the alpha is read from the
+            up-block of size ``r`` as one field, upsampled bilinearly to the layer size and only
+            then turned into an alpha (scaled by the size ratio, so an edge stays about a pixel
+            wide): the object's outline is a level set of a smooth field and comes out smooth and
+            round where the field is, instead of following the steps that nearest upsampling
+            leaves in the trunk. Not with ``grow_from``.
         coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
             distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
@@ -85,12 +96,14 @@ class GeneratorConfig:
     flow_pool: int = 2
     motion_init: float = 0.5
     background_resolution: int = 0
+    foreground_resolution: int = 0
     layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
     alpha_prior: float = 0.0
     block_convs: int = 1
     coords: bool = False
     texture_noise: bool = False
     grow_from: int = 0
+    alpha_resolution: int = 0
     kl_weight: float = 0.01
     recon_weight: float = 1.0
 
@@ -105,12 +118,18 @@ class VideoGenerator(nn.Module):
         self.check_frames(frames)
         for option, arch, lacks, off in (("texture_noise", "animator", "noise inputs", "false"),
                                          ("grow_from", "layered", "grown form", "0"),
-                                         ("alpha_prior", "layered", "alpha layer", "0")):
+                                         ("alpha_prior", "layered", "alpha layer", "0"),
+                                         ("alpha_resolution", "layered", "alpha layer", "0"),
+                                         ("foreground_resolution", "layered", "sprite layer", "0")):
             if getattr(cfg, option) and cfg.arch != arch:
                 raise ValueError(f"generator.{option} is for arch: {arch}; {cfg.arch!r} has no {lacks} "
                                  f"(set generator.{option}: {off})")
         if cfg.alpha_prior < 0:
             raise ValueError(f"generator.alpha_prior {cfg.alpha_prior} must be >= 0 (0: off)")
+        for option in ("background_resolution", "foreground_resolution"):
+            if getattr(cfg, option) < 0:
+                raise ValueError(f"generator.{option} {getattr(cfg, option)} must be >= 0 "
+                                 "(0: drawn by the conv trunk; k: a k x k grid from the content code)")
 
     def check_frames(self, frames: int) -> None:
         if frames < 1:

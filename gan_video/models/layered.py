@@ -27,16 +27,34 @@ class LayeredMotionGenerator(VideoGenerator):
         widths = channels_for(resolution >> n_grow, cfg.base_channels, cfg.max_channels)
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
         self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
-        self.blocks = nn.ModuleList(UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs) for a, b in zip(widths[:-1], widths[1:]))
-        # foreground RGB (3) + alpha (1) [+ background RGB (3) when drawn at full resolution]
-        k = cfg.background_resolution
-        self.to_layers = nn.Conv2d(widths[-1], 4 if k else 7, 3, padding=1)
+        blocks = [UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs) for a, b in zip(widths[:-1], widths[1:])]
+        # what the trunk draws, in this channel order: the sprite's RGB (3) unless foreground_resolution
+        # predicts it from the content code, its alpha (1) unless alpha_resolution reads it from a
+        # smaller block, the background (3) unless background_resolution predicts it
+        k, f = cfg.background_resolution, cfg.foreground_resolution
+        self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, not cfg.alpha_resolution),
+                                                     ("background", 3, not k)) if drawn}
+        self.alpha_block = None   # alpha_resolution: the up-block whose output draws the alpha field
+        if cfg.alpha_resolution:
+            sizes = [8 << i for i in range(len(blocks))]
+            if cfg.alpha_resolution not in sizes[:-1] or n_grow:
+                raise ValueError(f"generator.alpha_resolution {cfg.alpha_resolution} must be one of the "
+                                 f"trunk's sizes below the layer's {sizes[-1]} px ({sizes[:-1]}) and "
+                                 "cannot be combined with grow_from; 0 draws it at the layer's size")
+            self.alpha_block = sizes.index(cfg.alpha_resolution)
+            self.to_alpha = nn.Conv2d(widths[self.alpha_block + 1], 1, 3, padding=1)
+            if not self.parts:   # nothing is drawn above the alpha's size: those blocks are not built
+                blocks = blocks[:self.alpha_block + 1]
+        self.blocks = nn.ModuleList(blocks)
+        n_out = sum(self.parts.values())
+        self.to_layers = nn.Conv2d(widths[-1], n_out, 3, padding=1) if n_out else None
         self.to_background = nn.Linear(cfg.style_dim, 3 * k * k) if k else None
+        self.to_foreground = nn.Linear(cfg.style_dim, 3 * f * f) if f else None
         # growing (grow_from): one up-block per doubling above the trunk's size, each adding its
         # detail through a zero-initialised conv to the upsampled layers of the size below
         w = widths[-1]
         self.grow_blocks = nn.ModuleList(UpBlock2d(w, w, cfg.style_dim, cfg.coords, cfg.block_convs) for _ in range(n_grow))
-        self.grow_layers = nn.ModuleList(nn.Conv2d(w, self.to_layers.out_channels, 3, padding=1) for _ in range(n_grow))
+        self.grow_layers = nn.ModuleList(nn.Conv2d(w, n_out, 3, padding=1) for _ in range(n_grow))
         for conv in self.grow_layers:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
@@ -57,28 +75,40 @@ class LayeredMotionGenerator(VideoGenerator):
 
     def layers(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Foreground ``[B, 4, H, W]`` (alpha-premultiplied RGB, alpha) and background ``[B, 3, H, W]``."""
+        size = (self.resolution, self.resolution)
         x = self.const.expand(style.shape[0], -1, -1, -1)
-        for block in self.blocks:
+        drawn = {}
+        for i, block in enumerate(self.blocks):
             x = block(x, style)
-        out = self.to_layers(x)
-        for block, to_layers in zip(self.grow_blocks, self.grow_layers):
-            x = block(x, style)
-            out = F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False) + to_layers(x)
-        rgb = out[:, :3]
+            if i == self.alpha_block:
+                # the alpha is a small field upsampled smoothly and steepened by the size ratio
+                field = self.to_alpha(x)
+                gain = size[-1] / field.shape[-1]
+                drawn["alpha"] = F.interpolate(field, size=size, mode="bilinear", align_corners=False) * gain
+        if self.to_layers is not None:
+            out = self.to_layers(x)
+            for block, to_layers in zip(self.grow_blocks, self.grow_layers):
+                x = block(x, style)
+                out = F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False) + to_layers(x)
+            drawn.update(zip(self.parts, out.split(list(self.parts.values()), dim=1)))
+        rgb = drawn["rgb"] if "rgb" in drawn else self.grid(self.to_foreground(style), size)
         if self.cfg.layer_alpha == "clamp":
             # exact 0 (empty sprite) and 1 (solid object) are reachable, and a window that falls to
             # 0 at the layer's edge keeps the sprite's border from ever showing when it moves
-            alpha = (out[:, 3:4] * 0.5 + 0.5).clamp(0, 1) * self.edge_window(*out.shape[-2:], out)
+            alpha = (drawn["alpha"] * 0.5 + 0.5).clamp(0, 1) * self.edge_window(*size, rgb)
         else:
-            alpha = torch.sigmoid(out[:, 3:4])
-        if self.to_background is None:
-            bg = out[:, 4:]
-        else:
-            k = self.cfg.background_resolution
-            bg = self.to_background(style).view(-1, 3, k, k)
-            bg = F.interpolate(bg, size=out.shape[-2:], mode="bilinear", align_corners=False) if k > 1 \
-                else bg.expand(-1, -1, *out.shape[-2:])
+            alpha = torch.sigmoid(drawn["alpha"])
+        bg = drawn["background"] if "background" in drawn else self.grid(self.to_background(style), size)
         return torch.cat([torch.tanh(rgb) * alpha, alpha], dim=1), torch.tanh(bg)
+
+    @staticmethod
+    def grid(flat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``[B, 3*k*k]`` -> ``[B, 3, *size]``: a k x k RGB grid upsampled bilinearly, or one colour
+        per clip broadcast when k is 1."""
+        k = math.isqrt(flat.shape[1] // 3)
+        g = flat.view(-1, 3, k, k)
+        return F.interpolate(g, size=size, mode="bilinear", align_corners=False) if k > 1 \
+            else g.expand(-1, -1, *size)
 
     def auxiliary_loss(self, text: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """``alpha_prior``: ``mean(alpha) + mean(min(alpha, 1 - alpha))`` of the layers of a fresh
