@@ -62,7 +62,8 @@ class GeneratorConfig:
             then turned into an alpha (scaled by the size ratio, so an edge stays about a pixel
             wide): the object's outline is a level set of a smooth field and comes out smooth and
             round where the field is, instead of following the steps that nearest upsampling
-            leaves in the trunk. Not with ``grow_from``.
+            leaves in the trunk. With ``grow_from`` the field comes from the trunk and is upsampled
+            to the clip's size.
         coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
             distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper

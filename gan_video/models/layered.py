@@ -37,10 +37,10 @@ class LayeredMotionGenerator(VideoGenerator):
         self.alpha_block = None   # alpha_resolution: the up-block whose output draws the alpha field
         if cfg.alpha_resolution:
             sizes = [8 << i for i in range(len(blocks))]
-            if cfg.alpha_resolution not in sizes[:-1] or n_grow:
+            if cfg.alpha_resolution not in sizes[:-1]:
                 raise ValueError(f"generator.alpha_resolution {cfg.alpha_resolution} must be one of the "
-                                 f"trunk's sizes below the layer's {sizes[-1]} px ({sizes[:-1]}) and "
-                                 "cannot be combined with grow_from; 0 draws it at the layer's size")
+                                 f"trunk's sizes below its {sizes[-1]} px ({sizes[:-1]}); 0 draws it at "
+                                 "the layer's size")
             self.alpha_block = sizes.index(cfg.alpha_resolution)
             self.to_alpha = nn.Conv2d(widths[self.alpha_block + 1], 1, 3, padding=1)
             if not self.parts:   # nothing is drawn above the alpha's size: those blocks are not built
@@ -51,8 +51,11 @@ class LayeredMotionGenerator(VideoGenerator):
         self.to_background = nn.Linear(cfg.style_dim, 3 * k * k) if k else None
         self.to_foreground = nn.Linear(cfg.style_dim, 3 * f * f) if f else None
         # growing (grow_from): one up-block per doubling above the trunk's size, each adding its
-        # detail through a zero-initialised conv to the upsampled layers of the size below
+        # detail through a zero-initialised conv to the upsampled layers of the size below. When the
+        # trunk draws nothing (flat colours, the alpha from a small block) there is nothing to add to:
+        # the alpha field is upsampled to the clip's size, an outline as smooth at any size
         w = widths[-1]
+        n_grow = n_grow if n_out else 0
         self.grow_blocks = nn.ModuleList(UpBlock2d(w, w, cfg.style_dim, cfg.coords, cfg.block_convs) for _ in range(n_grow))
         self.grow_layers = nn.ModuleList(nn.Conv2d(w, n_out, 3, padding=1) for _ in range(n_grow))
         for conv in self.grow_layers:
