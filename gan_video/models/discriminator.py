@@ -318,6 +318,8 @@ class Discriminator(nn.Module):
         if cfg.matching_g is not None and cfg.matching_g < 0:
             raise ValueError(f"discriminator.matching_g {cfg.matching_g} must be >= 0, or null for the "
                              "same weight as discriminator.matching")
+        if cfg.matching_upsample < 1:
+            raise ValueError(f"discriminator.matching_upsample {cfg.matching_upsample} must be >= 1 (1: as they are)")
         k = cfg.sparse_frames
         if k and not 2 <= k <= frames:
             raise ValueError(f"discriminator.sparse_frames {k} must be between 2 and the clip length "
@@ -326,8 +328,6 @@ class Discriminator(nn.Module):
         if cfg.projected_frames and samples <= 0:
             raise ValueError("discriminator.projected_frames judges the frames the frame head sees: set "
                              "discriminator.frame_samples > 0, or projected_frames: false")
-        if cfg.matching_upsample < 1:
-            raise ValueError(f"discriminator.matching_upsample {cfg.matching_upsample} must be >= 1 (1: as they are)")
         self.matcher = MatchingHead(resolution * cfg.matching_upsample, text_dim) if cfg.matching > 0 else None
         self.frame = FrameHead(cfg, resolution, text_dim, samples) if samples > 0 else None
         self.projected = FrameHead(cfg, resolution, text_dim, samples, pretrained=True) if cfg.projected_frames else None
