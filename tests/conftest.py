@@ -65,3 +65,17 @@ def tiny_checkpoint_20f(tmp_path_factory):
     """The same with 20-frame clips: FVD's I3D needs clips of at least 9 frames, and the shapes'
     real clips are taken from training-length clips (10 frames at stride 2 span 19)."""
     return _train_tiny(tmp_path_factory.mktemp("ckpt20"), 20)
+
+
+def train_generator(g, steps: int = 2, text_dim: int = 8, lr: float = 1e-3):
+    """A few Adam steps of generator ``g`` on a toy loss (clip energy plus its auxiliary loss);
+    returns the last clip, for tests that check the weights move and nothing turns NaN."""
+    opt = torch.optim.Adam(g.parameters(), lr=lr)
+    for _ in range(steps):
+        text = torch.randn(2, text_dim)
+        clip = g(text, g.sample_noise(2))
+        loss = clip.square().mean() + g.auxiliary_loss(text, None)[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return clip

@@ -64,6 +64,13 @@ class GeneratorConfig:
             round where the field is, instead of following the steps that nearest upsampling
             leaves in the trunk. With ``grow_from`` the field comes from the trunk and is upsampled
             to the clip's size.
+        outline_harmonics: ``layered`` only: 0 (default) draws the sprite's alpha with the conv
+            trunk. ``K > 0``: the alpha is one star-shaped region whose radius around a centre is a
+            Fourier series of ``K`` harmonics of the angle, all from the content code
+            (:mod:`.outline`): exact circles with the harmonics at 0, corners from the higher ones,
+            the same outline at any size. With ``foreground_resolution`` and
+            ``background_resolution`` set too, no conv trunk is built. Right for one solid object
+            (the built-in shapes); it cannot draw people or scenes.
         coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
             distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
@@ -105,6 +112,7 @@ class GeneratorConfig:
     texture_noise: bool = False
     grow_from: int = 0
     alpha_resolution: int = 0
+    outline_harmonics: int = 0
     kl_weight: float = 0.01
     recon_weight: float = 1.0
 
@@ -121,6 +129,7 @@ class VideoGenerator(nn.Module):
                                          ("grow_from", "layered", "grown form", "0"),
                                          ("alpha_prior", "layered", "alpha layer", "0"),
                                          ("alpha_resolution", "layered", "alpha layer", "0"),
+                                         ("outline_harmonics", "layered", "sprite outline", "0"),
                                          ("foreground_resolution", "layered", "sprite layer", "0")):
             if getattr(cfg, option) and cfg.arch != arch:
                 raise ValueError(f"generator.{option} is for arch: {arch}; {cfg.arch!r} has no {lacks} "

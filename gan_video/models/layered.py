@@ -18,6 +18,7 @@ from torch import nn
 
 from .blocks import UpBlock2d, affine_grid, channels_for, grow_steps, mlp
 from .generator_base import GeneratorConfig, VideoGenerator, fourier_features
+from .outline import FourierOutline
 
 
 class LayeredMotionGenerator(VideoGenerator):
@@ -26,14 +27,23 @@ class LayeredMotionGenerator(VideoGenerator):
         n_grow = grow_steps(cfg.grow_from, resolution, "generator.grow_from")
         widths = channels_for(resolution >> n_grow, cfg.base_channels, cfg.max_channels)
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
-        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
-        blocks = [UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs) for a, b in zip(widths[:-1], widths[1:])]
         # what the trunk draws, in this channel order: the sprite's RGB (3) unless foreground_resolution
         # predicts it from the content code, its alpha (1) unless alpha_resolution reads it from a
-        # smaller block, the background (3) unless background_resolution predicts it
+        # smaller block or outline_harmonics draws it, the background (3) unless background_resolution
+        # predicts it
         k, f = cfg.background_resolution, cfg.foreground_resolution
-        self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, not cfg.alpha_resolution),
+        if cfg.outline_harmonics and cfg.alpha_resolution:
+            raise ValueError("generator.outline_harmonics and generator.alpha_resolution both draw the "
+                             "sprite's alpha: set one of them to 0")
+        if cfg.outline_harmonics < 0:
+            raise ValueError(f"generator.outline_harmonics {cfg.outline_harmonics} must be >= 0 (0: off)")
+        alpha_by_trunk = not (cfg.alpha_resolution or cfg.outline_harmonics)
+        self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, alpha_by_trunk),
                                                      ("background", 3, not k)) if drawn}
+        trunk = bool(self.parts) or bool(cfg.alpha_resolution)   # else the trunk draws nothing: not built
+        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4)) if trunk else None
+        blocks = [UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs)
+                  for a, b in zip(widths[:-1], widths[1:])] if trunk else []
         self.alpha_block = None   # alpha_resolution: the up-block whose output draws the alpha field
         if cfg.alpha_resolution:
             sizes = [8 << i for i in range(len(blocks))]
@@ -75,12 +85,13 @@ class LayeredMotionGenerator(VideoGenerator):
             with torch.no_grad():
                 lin.weight.copy_(torch.randn_like(lin.weight) * std)
             nn.init.zeros_(lin.bias)
+        self.outline = FourierOutline(cfg.style_dim, cfg.outline_harmonics) if cfg.outline_harmonics else None
 
     def layers(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Foreground ``[B, 4, H, W]`` (alpha-premultiplied RGB, alpha) and background ``[B, 3, H, W]``."""
         size = (self.resolution, self.resolution)
-        x = self.const.expand(style.shape[0], -1, -1, -1)
-        drawn = {}
+        drawn = {} if self.outline is None else {"alpha": self.outline(style, size)}
+        x = self.const.expand(style.shape[0], -1, -1, -1) if self.const is not None else None
         for i, block in enumerate(self.blocks):
             x = block(x, style)
             if i == self.alpha_block:
