@@ -21,10 +21,10 @@ def set_outline(outline: FourierOutline, radius: float, cos_terms=(), sin_terms=
         bias = torch.zeros(3 + 2 * k)
         bias[:2] = torch.tensor(centre)
         bias[2] = math.log(radius)
-        for i, v in enumerate(cos_terms):      # the head's outputs are the harmonics times their order
-            bias[3 + i] = v * (i + 1)
+        for i, v in enumerate(cos_terms):      # the head's outputs are the harmonics times (order ** decay)
+            bias[3 + i] = v * (i + 1) ** outline.decay
         for i, v in enumerate(sin_terms):
-            bias[3 + k + i] = v * (i + 1)
+            bias[3 + k + i] = v * (i + 1) ** outline.decay
         outline.head.bias.copy_(bias)
 
 
@@ -57,7 +57,8 @@ def test_zero_harmonics_draw_a_round_circle_with_a_one_pixel_edge_at_any_size(si
     assert (fringe < 1.6 * circumference).all() and (fringe > 0.6 * circumference).all(), fringe
 
 
-def test_the_harmonics_of_a_square_and_a_triangle_draw_them():
+@pytest.mark.parametrize("decay", [0.0, 1.0, 2.0])
+def test_the_harmonics_of_a_square_and_a_triangle_draw_them(decay):
     # the log radius of a square of inradius 0.2 and of an equilateral triangle of circumradius 0.3,
     # expanded to 12 harmonics numerically here; drawn back by the model they must read as those shapes
     phi = torch.linspace(0, 2 * math.pi, 4097, dtype=torch.float64)[:-1]
@@ -70,7 +71,7 @@ def test_the_harmonics_of_a_square_and_a_triangle_draw_them():
         log_r = radius.log()
         a = [2 * (log_r * (k * phi).cos()).mean().item() for k in range(1, 13)]
         b = [2 * (log_r * (k * phi).sin()).mean().item() for k in range(1, 13)]
-        outline = FourierOutline(4, 12)
+        outline = FourierOutline(4, 12, decay=decay)
         set_outline(outline, math.exp(log_r.mean().item()), a, b)
         with torch.no_grad():
             mask = outline(torch.zeros(1, 4), (128, 128))[0, 0] > 0
@@ -124,3 +125,7 @@ def test_outline_options_are_refused_where_they_cannot_apply():
         build_generator(GeneratorConfig(outline_harmonics=8, alpha_resolution=32, **SMALL), 8, 64, 8)
     with pytest.raises(ValueError, match="outline_harmonics -2 must be >= 0"):
         build_generator(GeneratorConfig(outline_harmonics=-2, **SMALL), 8, 64, 8)
+    with pytest.raises(ValueError, match="outline_decay 2.0 needs a Fourier outline"):
+        build_generator(GeneratorConfig(outline_decay=2.0, **SMALL), 8, 64, 8)
+    with pytest.raises(ValueError, match="outline_decay -1.0 must be >= 0"):
+        build_generator(GeneratorConfig(outline_harmonics=4, outline_decay=-1.0, **SMALL), 8, 64, 8)

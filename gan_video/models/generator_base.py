@@ -71,6 +71,10 @@ class GeneratorConfig:
             the same outline at any size. With ``foreground_resolution`` and
             ``background_resolution`` set too, no conv trunk is built. Right for one solid object
             (the built-in shapes); it cannot draw people or scenes.
+        outline_decay: ``layered`` with ``outline_harmonics`` only: harmonic ``k`` is the content
+            head's output divided by ``k ** outline_decay`` (1, default: higher harmonics start
+            smaller and move ``k`` times slower under Adam; 2: the terms of a square's or a
+            triangle's log radius, which fall as about ``1/k^2``, all need outputs of about 2-3).
         coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
             distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
@@ -113,6 +117,7 @@ class GeneratorConfig:
     grow_from: int = 0
     alpha_resolution: int = 0
     outline_harmonics: int = 0
+    outline_decay: float = 1.0
     kl_weight: float = 0.01
     recon_weight: float = 1.0
 

@@ -37,6 +37,9 @@ class LayeredMotionGenerator(VideoGenerator):
                              "sprite's alpha: set one of them to 0")
         if cfg.outline_harmonics < 0:
             raise ValueError(f"generator.outline_harmonics {cfg.outline_harmonics} must be >= 0 (0: off)")
+        if cfg.outline_decay != 1.0 and not cfg.outline_harmonics:
+            raise ValueError(f"generator.outline_decay {cfg.outline_decay} needs a Fourier outline: set "
+                             "generator.outline_harmonics > 0, or leave outline_decay at 1")
         alpha_by_trunk = not (cfg.alpha_resolution or cfg.outline_harmonics)
         self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, alpha_by_trunk),
                                                      ("background", 3, not k)) if drawn}
@@ -85,7 +88,8 @@ class LayeredMotionGenerator(VideoGenerator):
             with torch.no_grad():
                 lin.weight.copy_(torch.randn_like(lin.weight) * std)
             nn.init.zeros_(lin.bias)
-        self.outline = FourierOutline(cfg.style_dim, cfg.outline_harmonics) if cfg.outline_harmonics else None
+        self.outline = (FourierOutline(cfg.style_dim, cfg.outline_harmonics, decay=cfg.outline_decay)
+                        if cfg.outline_harmonics else None)
 
     def layers(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Foreground ``[B, 4, H, W]`` (alpha-premultiplied RGB, alpha) and background ``[B, 3, H, W]``."""
