@@ -6,6 +6,10 @@ gives a continuous trajectory of affine transforms ``theta(t)`` (a pose, a veloc
 Fourier residual, as in StyleGAN-V's continuous time), so any frame time ``t`` in [0, 1] is a warp
 of the foreground composited on the background. Every frame costs one ``grid_sample``, not a
 network pass, which is what lets 32x64x64 clips train on a CPU.
+
+The sprite can also be drawn without the conv trunk: a flat colour (``foreground_resolution: 1``)
+inside an outline from a few Fourier terms of the content code (``outline_harmonics``,
+:mod:`.outline`), which is how the built-in shapes are drawn.
 """
 from __future__ import annotations
 

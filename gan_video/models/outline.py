@@ -36,7 +36,7 @@ class FourierOutline(nn.Module):
         with torch.no_grad():
             # start as circles of radius `size` (in half-frames) near the centre, differing a little
             self.head.weight.normal_(0.0, 0.01)
-            self.head.weight[3:].mul_(0.1)     # harmonics of at most 0.02: round to a pixel at first
+            self.head.weight[3:].mul_(0.1)     # harmonic k of about 0.02 / k: round to a pixel at first
             self.head.bias.zero_()
             self.head.bias[2] = math.log(size)
 
