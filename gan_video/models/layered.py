@@ -47,22 +47,29 @@ class LayeredMotionGenerator(VideoGenerator):
         alpha_by_trunk = not (cfg.alpha_resolution or cfg.outline_harmonics)
         self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, alpha_by_trunk),
                                                      ("background", 3, not k)) if drawn}
-        trunk = bool(self.parts) or bool(cfg.alpha_resolution)   # else the trunk draws nothing: not built
-        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4)) if trunk else None
-        blocks = [UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs)
-                  for a, b in zip(widths[:-1], widths[1:])] if trunk else []
+        sizes = [8 << i for i in range(len(widths) - 1)]   # the output size of each up-block
         self.alpha_block = None   # alpha_resolution: the up-block whose output draws the alpha field
         if cfg.alpha_resolution:
-            sizes = [8 << i for i in range(len(blocks))]
             if cfg.alpha_resolution not in sizes[:-1]:
                 raise ValueError(f"generator.alpha_resolution {cfg.alpha_resolution} must be one of the "
                                  f"trunk's sizes below its {sizes[-1]} px ({sizes[:-1]}); 0 draws it at "
                                  "the layer's size")
             self.alpha_block = sizes.index(cfg.alpha_resolution)
+        # the trunk runs up to the last block something reads: all of them while it draws a layer, up
+        # to the alpha's block when it draws only the alpha, none when it draws nothing (not built)
+        if self.parts:
+            depth = len(sizes)
+        elif self.alpha_block is not None:
+            depth = self.alpha_block + 1
+        else:
+            depth = 0
+        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4)) if depth else None
+        # every block is made before the cut, so a seed initialises the kept ones as it always has
+        blocks = [UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs)
+                  for a, b in zip(widths[:-1], widths[1:])] if depth else []
+        if self.alpha_block is not None:
             self.to_alpha = nn.Conv2d(widths[self.alpha_block + 1], 1, 3, padding=1)
-            if not self.parts:   # nothing is drawn above the alpha's size: those blocks are not built
-                blocks = blocks[:self.alpha_block + 1]
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = nn.ModuleList(blocks[:depth])
         n_out = sum(self.parts.values())
         self.to_layers = nn.Conv2d(widths[-1], n_out, 3, padding=1) if n_out else None
         self.to_background = nn.Linear(cfg.style_dim, 3 * k * k) if k else None
