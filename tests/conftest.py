@@ -79,3 +79,8 @@ def train_generator(g, steps: int = 2, text_dim: int = 8, lr: float = 1e-3):
         loss.backward()
         opt.step()
     return clip
+
+
+def mask_iou(mask: torch.Tensor, ideal: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of boolean masks over their last two (image) axes."""
+    return (mask & ideal).sum(dim=(-2, -1)) / (mask | ideal).sum(dim=(-2, -1))

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import train_generator
+from conftest import mask_iou, train_generator
 from gan_video.models.generator import GeneratorConfig, build_generator
 
 SMALL = dict(z_content=8, z_motion=4, style_dim=16, base_channels=4, max_channels=16, background_resolution=1,
@@ -39,9 +39,7 @@ def test_alpha_from_a_small_field_draws_a_round_circle_with_a_thin_edge(small, l
     g.to_alpha = FixedField(circle_distance(small, 8 * small / 64))
     with torch.no_grad():
         alpha = g.layers(g.mapping(torch.randn(2, 16)))[0][:, 3]
-    ideal = (circle_distance(64, 8)[0, 0] > 0).float()
-    inside = (alpha > 0.5).float()
-    iou = (inside * ideal).sum(dim=(1, 2)) / ((inside + ideal) > 0).float().sum(dim=(1, 2))
+    iou = mask_iou(alpha > 0.5, circle_distance(64, 8)[0, 0] > 0)
     assert (iou > least_iou).all(), iou
     # upsampled and steepened by the size ratio: the edge is about one 64-px pixel wide, as a field
     # drawn at 64 px would be, not small / 64 times wider
@@ -126,7 +124,7 @@ def test_a_grown_model_with_a_small_alpha_field_draws_the_small_models_outline_a
     m64, m128 = a64 > 0.5, torch.nn.functional.avg_pool2d(a128[:, None], 2)[:, 0] > 0.5
     ideal = circle_distance(64, 10)[0, 0] > 0
     for mask in (m64, m128):
-        assert ((mask & ideal).sum(dim=(1, 2)) / (mask | ideal).sum(dim=(1, 2)) > 0.97).all()
+        assert (mask_iou(mask, ideal) > 0.97).all()
     # the edge stays about one pixel of the clip wide: at 128 px it is half as wide in frame units
     fringe = lambda a: ((a > 0.05) & (a < 0.95)).float().sum(dim=(1, 2))
     assert (fringe(a128) < 2.5 * fringe(a64)).all() and (fringe(a128) > 1.2 * fringe(a64)).all()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from conftest import train_generator
+from conftest import mask_iou, train_generator
 from gan_video.models.generator import GeneratorConfig, build_generator
 from gan_video.models.outline import FourierOutline
 
@@ -33,10 +33,6 @@ def pixel_grid(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return c[None, :].expand(n, n), c[:, None].expand(n, n)       # x, y in half-frames
 
 
-def iou(mask: torch.Tensor, ideal: torch.Tensor) -> torch.Tensor:
-    return (mask & ideal).sum(dim=(-2, -1)) / (mask | ideal).sum(dim=(-2, -1))
-
-
 @pytest.mark.parametrize("size", [64, 128, 256])
 def test_zero_harmonics_draw_a_round_circle_with_a_one_pixel_edge_at_any_size(size):
     torch.manual_seed(0)
@@ -47,7 +43,7 @@ def test_zero_harmonics_draw_a_round_circle_with_a_one_pixel_edge_at_any_size(si
     assert alpha.shape == (2, size, size) and alpha.min() >= 0 and alpha.max() <= 1
     x, y = pixel_grid(size)
     ideal = ((x - 0.1) ** 2 + (y + 0.2) ** 2).sqrt() < 0.25
-    assert (iou(alpha > 0.5, ideal) > 0.98).all()
+    assert (mask_iou(alpha > 0.5, ideal) > 0.98).all()
     # area to a pixel: the clamped alpha is the pixel's coverage
     r_px = 0.25 * size / 2
     assert torch.allclose(alpha.sum(dim=(1, 2)).double(), torch.full((2,), math.pi * r_px ** 2, dtype=torch.float64),
@@ -79,9 +75,9 @@ def test_the_harmonics_of_a_square_and_a_triangle_draw_them(decay):
             true = lambda r, a: torch.stack([r * (a - (2 * math.pi * i / 3 + math.pi / 6)).cos()
                                              for i in range(3)]).amax(0) < 0.15
         ideal = true(rho, ang)
-        assert iou(mask, ideal) > 0.95
+        assert mask_iou(mask, ideal) > 0.95
         circle = rho < (ideal.double().mean() * 4 / math.pi).sqrt()    # a circle of the same area
-        assert iou(mask, circle) < 0.92
+        assert mask_iou(mask, circle) < 0.92
 
 
 def test_a_sprite_drawn_by_its_outline_builds_no_trunk_and_every_parameter_gets_a_gradient():
@@ -114,7 +110,7 @@ def test_an_outline_model_trains_without_nan_and_a_128_px_one_loads_it_strictly(
         with torch.no_grad():
             a64, a128 = g.layers(style)[0][:, 3], big.layers(style)[0][:, 3]
         pooled = torch.nn.functional.avg_pool2d(a128[:, None], 2)[:, 0]
-        assert iou(a64 > 0.5, pooled > 0.5).min() > 0.97
+        assert mask_iou(a64 > 0.5, pooled > 0.5).min() > 0.97
 
 
 def test_outline_options_are_refused_where_they_cannot_apply():
