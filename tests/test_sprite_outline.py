@@ -123,5 +123,8 @@ def test_outline_options_are_refused_where_they_cannot_apply():
         build_generator(GeneratorConfig(outline_harmonics=-2, **SMALL), 8, 64, 8)
     with pytest.raises(ValueError, match="outline_decay 2.0 needs a Fourier outline"):
         build_generator(GeneratorConfig(outline_decay=2.0, **SMALL), 8, 64, 8)
+    with pytest.raises(ValueError, match="outline_decay 2.0 needs a Fourier outline"):
+        build_generator(GeneratorConfig(arch="animator", outline_decay=2.0, z_content=8, z_motion=4,
+                                        style_dim=16, base_channels=4, max_channels=16), 8, 64, 8)
     with pytest.raises(ValueError, match="outline_decay -1.0 must be >= 0"):
         build_generator(GeneratorConfig(outline_harmonics=4, outline_decay=-1.0, **SMALL), 8, 64, 8)

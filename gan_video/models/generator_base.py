@@ -139,6 +139,11 @@ class VideoGenerator(nn.Module):
             if getattr(cfg, option) and cfg.arch != arch:
                 raise ValueError(f"generator.{option} is for arch: {arch}; {cfg.arch!r} has no {lacks} "
                                  f"(set generator.{option}: {off})")
+        # every arch: an outline_decay other than 1 would otherwise be silently ignored where no
+        # Fourier outline is drawn (no outline_harmonics, or an arch that has none)
+        if cfg.outline_decay != 1.0 and not cfg.outline_harmonics:
+            raise ValueError(f"generator.outline_decay {cfg.outline_decay} needs a Fourier outline: set "
+                             "generator.outline_harmonics > 0 (arch: layered), or leave outline_decay at 1")
         if cfg.alpha_prior < 0:
             raise ValueError(f"generator.alpha_prior {cfg.alpha_prior} must be >= 0 (0: off)")
         for option in ("background_resolution", "foreground_resolution"):

@@ -41,9 +41,6 @@ class LayeredMotionGenerator(VideoGenerator):
                              "sprite's alpha: set one of them to 0")
         if cfg.outline_harmonics < 0:
             raise ValueError(f"generator.outline_harmonics {cfg.outline_harmonics} must be >= 0 (0: off)")
-        if cfg.outline_decay != 1.0 and not cfg.outline_harmonics:
-            raise ValueError(f"generator.outline_decay {cfg.outline_decay} needs a Fourier outline: set "
-                             "generator.outline_harmonics > 0, or leave outline_decay at 1")
         alpha_by_trunk = not (cfg.alpha_resolution or cfg.outline_harmonics)
         self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, alpha_by_trunk),
                                                      ("background", 3, not k)) if drawn}
