@@ -407,3 +407,89 @@ def test_old_checkpoints_stay_compatible_and_cache_is_not_architecture():
     check_compatible({"text": {**current["text"], "cache": False}}, current)
     with pytest.raises(CheckpointMismatchError, match="text.name: checkpoint 'minilm' vs config 'small'"):
         check_compatible({"text": {**current["text"], "name": "minilm"}}, current)
+
+
+# ---------------------------------------------------------------- frozen encoder + token branch
+def test_token_branch_starts_as_the_frozen_encoder_and_is_refused_beside_token_encoders(tiny_clip):
+    from gan_video.models.text import HybridTextEncoder
+
+    _, path = tiny_clip
+    torch.manual_seed(0)
+    plain_enc = build_text_encoder(clip_cfg(path), 49408)
+    torch.manual_seed(0)
+    hybrid = build_text_encoder(clip_cfg(path, token_branch=True), 49408)
+    assert isinstance(hybrid, HybridTextEncoder) and hybrid.reads_captions
+    assert torch.equal(hybrid.head[1].weight, plain_enc.head[1].weight)
+    # the branch's projection starts at zero: step 0 is the frozen encoder alone
+    assert torch.allclose(hybrid(CAPTIONS), plain_enc(CAPTIONS), atol=1e-6)
+    keys = list(hybrid.state_dict())
+    assert any(k.startswith("branch.embed") for k in keys) and any(k.startswith("head.") for k in keys)
+    assert not [k for k in keys if "backbone" in k or "token_embedding" in k]
+    # once the branch has weights, it adds a per-caption (not constant) term
+    torch.nn.init.normal_(hybrid.branch.proj.weight, std=0.5)
+    delta = hybrid(CAPTIONS) - plain_enc(CAPTIONS)
+    assert delta.abs().max() > 1e-2 and not torch.allclose(delta[0], delta[2], atol=1e-3)
+    with pytest.raises(PromptError, match="empty"):
+        hybrid(["a red circle", " "])
+    for name in ("small", "bag"):
+        with pytest.raises(ValueError, match="token_branch.*token encoder already"):
+            build_text_encoder(TextEncoderConfig(name=name, token_branch=True), 49408)
+
+
+def test_token_branch_separates_captions_the_frozen_embedding_cannot(tiny_clip, monkeypatch):
+    """Two captions whose frozen embeddings are identical (the backbone is made to return one
+    vector for both): the frozen encoder alone must give them one output; the hybrid learns to
+    tell them apart."""
+    _, path = tiny_clip
+    enc = build_text_encoder(clip_cfg(path, token_branch=True), 49408)
+    same = enc.embeddings(["a red circle moving left"])
+    monkeypatch.setattr(type(enc), "embeddings", lambda self, captions: same.expand(len(captions), -1))
+    captions = ["a red circle moving left", "a red circle moving right"]
+    start = enc(captions).detach()
+    assert torch.equal(start[0], start[1])             # the frozen part alone: one output for both
+    target = torch.tensor([[1.0] * 8, [-1.0] * 8])
+    opt = torch.optim.Adam(enc.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(enc(captions), target)
+        loss.backward()
+        opt.step()
+    out = enc(captions).detach()
+    assert loss.item() < 0.05 and (out[0] > 0).all() and (out[1] < 0).all()
+    assert not [n for n, _ in enc.named_parameters() if not n.startswith(("head.", "branch."))]
+
+
+def test_gan_with_a_token_branch_trains_both_parts_and_round_trips_through_export(tiny_clip, tmp_path,
+                                                                                   monkeypatch):
+    from gan_video.export import export_model, load_export
+
+    _, path = tiny_clip
+    cfg = copy.deepcopy(TINY)
+    cfg["text"] = dict(name="clip", clip_model="gv-tiny-clip", pretrained=str(path), dim=16, out_dim=16,
+                       token_branch=True)
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**cfg)
+    before = {k: v.clone() for k, v in model.text_d.state_dict().items()}
+    trainer = tiny_trainer(tmp_path, max_steps=4)
+    trainer.fit(model, datamodule=tiny_data(train_size=16))
+    after = model.text_d.state_dict()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    for prefix in ("head.", "branch.proj.weight"):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
+    ckpt = tmp_path / "hybrid.ckpt"
+    trainer.save_checkpoint(ckpt)
+    prompts = ["a cyan disc moving right", "a red circle moving left"]
+    expected = model.eval().generate(prompts, [1, 2])
+    loaded = load_model(str(ckpt))
+    assert loaded.hparams.text["token_branch"] is True
+    assert torch.allclose(loaded.generate(prompts, [1, 2]), expected, atol=1e-5)
+    # a config without the branch is another architecture: refused, naming the setting
+    with pytest.raises(CheckpointMismatchError, match="token_branch"):
+        check_compatible(dict(loaded.hparams), {**cfg, "text": {**cfg["text"], "token_branch": False}})
+    export_model(ckpt, tmp_path / "export")
+    monkeypatch.setenv(wt.ENV_CLIP, str(path))     # an export looks a weights file up again
+    exported = load_export(tmp_path / "export")
+    with torch.no_grad():
+        e_export = exported.text_encoder(prompts)
+        e_model = model.text_g_ema(prompts)
+    assert torch.allclose(e_export, e_model, atol=1e-5)

@@ -94,12 +94,43 @@ class SmallTextEncoder(nn.Module):
         return self.proj(pooled)
 
 
+class HybridTextEncoder(FrozenTextEncoder):
+    """``text.token_branch``: a frozen pretrained encoder's head plus a trainable token branch.
+
+    Caption strings -> (frozen backbone -> head) + (tokenizer ids -> :class:`SmallTextEncoder`)
+    -> ``[B, out_dim]``. It reads captions like any frozen encoder (``reads_captions``), shares the
+    backbone and its embedding cache the same way, and keeps both trainable parts (head and branch)
+    in ``state_dict``. The branch's last projection starts at zero, so at step 0 the encoder is the
+    frozen encoder alone and the branch adds only what training finds the backbone lacks."""
+
+    def __init__(self, cfg: TextEncoderConfig, vocab_size: int):
+        super().__init__(cfg)
+        self.tokenizer = Tokenizer(cfg.context_length)   # a plain object: not in state_dict
+        self.branch = SmallTextEncoder(vocab_size, cfg.context_length, cfg.out_dim, cfg.out_dim,
+                                       cfg.layers, cfg.heads, cfg.vocab_buckets)
+        nn.init.zeros_(self.branch.proj.weight)
+        nn.init.zeros_(self.branch.proj.bias)
+
+    def forward(self, captions: Sequence[str] | str) -> torch.Tensor:
+        if isinstance(captions, str):
+            captions = [captions]
+        frozen = super().forward(captions)
+        return frozen + self.branch(self.tokenizer(list(captions)).to(frozen.device))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", plus a trainable token branch"
+
+
+def _frozen(cfg: TextEncoderConfig, vocab_size: int) -> nn.Module:
+    return HybridTextEncoder(cfg, vocab_size) if cfg.token_branch else FrozenTextEncoder(cfg)
+
+
 TEXT_ENCODERS: dict[str, Callable[[TextEncoderConfig, int], nn.Module]] = {
     "small": lambda c, v: SmallTextEncoder(v, c.context_length, c.dim, c.out_dim, c.layers, c.heads,
                                            c.vocab_buckets),
     "bag": lambda c, v: SmallTextEncoder(v, c.context_length, c.dim, c.out_dim, 0, c.heads, c.vocab_buckets),
-    "minilm": lambda c, v: FrozenTextEncoder(c),
-    "clip": lambda c, v: FrozenTextEncoder(c),
+    "minilm": _frozen,
+    "clip": _frozen,
 }
 
 
@@ -126,9 +157,13 @@ def build_text_encoder(cfg: TextEncoderConfig, vocab_size: int) -> nn.Module:
     """The encoder ``cfg.name`` names; ``vocab_size`` sizes the token encoders' embedding table."""
     if cfg.name not in TEXT_ENCODERS:
         raise ValueError(f"unknown text encoder {cfg.name!r}; choose from {sorted(TEXT_ENCODERS)}")
+    if cfg.token_branch and cfg.name not in FROZEN_TEXT_ENCODERS:
+        raise ValueError(f"text.token_branch adds a trainable token encoder beside a frozen one "
+                         f"({' or '.join(FROZEN_TEXT_ENCODERS)}); text.name {cfg.name!r} is a token "
+                         "encoder already: set text.token_branch false, or text.name minilm")
     return TEXT_ENCODERS[cfg.name](cfg, vocab_size)
 
 
 __all__ = ["FROZEN_TEXT_ENCODERS", "RUNTIME_TEXT_KEYS", "PromptError", "TextEncoderConfig", "Tokenizer",
-           "SmallTextEncoder", "TEXT_ENCODERS", "build_text_encoder", "check_prompts", "embed_captions",
+           "SmallTextEncoder", "HybridTextEncoder", "TEXT_ENCODERS", "build_text_encoder", "check_prompts", "embed_captions",
            "tokenizer_for"]

@@ -58,6 +58,13 @@ class TextEncoderConfig:
         clip_model: open_clip architecture for ``name: clip`` (``ViT-B-32``, ``ViT-L-14``, ...; one
             with open_clip's own text transformer). A weights *file* of OpenAI's CLIP needs the
             ``-quickgelu`` variant (``ViT-B-32-quickgelu``); with a tag this is automatic.
+        token_branch: with a frozen encoder (``minilm``, ``clip``), add a trainable token encoder
+            (the ``small`` design: ``layers`` transformer layers of width ``out_dim`` over the
+            tokenizer's ids) and sum its sentence embedding with the frozen encoder's head. The
+            frozen embedding carries what the backbone knows about words; the token branch can
+            separate words the backbone places close together (MiniLM reads "moving left" and
+            "moving right" as near neighbours). Rejected with ``small`` and ``bag``, which are token
+            encoders already.
         cache: keep frozen-encoder embeddings in the on-disk cache (``$GAN_VIDEO_CACHE`` or
             ``~/.cache/gan_video``, under ``text_embeddings/``) so each caption is embedded once
             across runs; false keeps them in memory only. Not an architecture setting.
@@ -71,6 +78,7 @@ class TextEncoderConfig:
     vocab_buckets: int = 4099
     pretrained: str = ""
     clip_model: str = "ViT-B-32"
+    token_branch: bool = False
     cache: bool = True
 
 
