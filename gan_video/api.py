@@ -285,11 +285,10 @@ def load(path: PathLike, device: Union[str, torch.device] = "cpu", ema: bool = T
     if os.path.isdir(path):
         raise ValueError(f"{str(path)!r} is a folder without a model card; pass a .ckpt file or an export "
                          "folder (model_card.json + model.safetensors from `gan-video-export`)")
-    from .module import load_model
+    from .sampling import load_sampler
 
-    gan = load_model(path, map_location=device)
-    gen, text = (gan.G_ema, gan.text_g_ema) if ema else (gan.G, gan.text_g)
-    return VideoModel(gen, text, gan.tokenizer, dict(gan.hparams), os.fspath(path))
+    s = load_sampler(path, map_location=device, ema=ema)      # G and its text encoder only
+    return VideoModel(s.generator, s.text_encoder, s.tokenizer, dict(s.hparams), os.fspath(path))
 
 
 __all__ = ["VideoModel", "load", "save", "save_grid", "tile", "frame_strip", "expand_prompts", "slerp", "slug"]

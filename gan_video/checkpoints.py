@@ -5,8 +5,8 @@ A ``.ckpt`` file is a pickle, and a pickle can name any Python function to call 
 calls ``torch.load(weights_only=True)``: PyTorch's restricted unpickler builds tensors, dicts,
 lists, tuples, strings and numbers and refuses every other global *before* calling it. A file that
 needs anything else is refused with :class:`UnsafeCheckpointError`, which names the file and what
-it asked for; nothing in it runs. gan_video's own checkpoints need nothing else: the module stores
-its random-generator states as tensors and plain lists (``TextToVideoGAN.on_save_checkpoint``).
+it asked for; nothing in it runs. gan_video's own checkpoints need nothing else: the random-generator
+states go in as tensors and plain lists (:class:`gan_video.random_state.RandomState`).
 
 :class:`SafeCheckpointIO` puts the same reader under Lightning (``gan-video fit --ckpt_path``) and
 writes checkpoints atomically (a temporary file, then ``os.replace``), so a run killed during a save
@@ -29,6 +29,7 @@ from .cache import atomic_path
 from .models.discriminator import DiscriminatorConfig
 from .models.generator import GeneratorConfig
 from .models.text import RUNTIME_TEXT_KEYS, TextEncoderConfig
+from .models.retired import drop_retired
 
 # hyperparameters that change the shapes of saved tensors: a checkpoint must agree on all of them
 ARCHITECTURE_KEYS = ("generator", "discriminator", "text", "resolution", "frames")
@@ -82,7 +83,7 @@ def model_hparams(ckpt: dict, path: str = "the checkpoint") -> dict:
     if not isinstance(hp, dict) or "generator" not in hp or "state_dict" not in ckpt:
         raise ValueError(f"{path!r} is not a gan_video TextToVideoGAN checkpoint (no generator "
                          "hyperparameters or state_dict)")
-    return dict(hp)
+    return drop_retired(hp, repr(path))
 
 
 def architecture_diffs(saved: dict, current: dict, names: tuple[str, str] = ("checkpoint", "config")) -> list[str]:
@@ -108,7 +109,7 @@ def architecture_diffs(saved: dict, current: dict, names: tuple[str, str] = ("ch
 
 def check_compatible(saved: dict, current: dict, path: str = "the checkpoint") -> None:
     """Raise :class:`CheckpointMismatchError` naming every architecture setting that differs."""
-    diffs = architecture_diffs(saved, current)
+    diffs = architecture_diffs(drop_retired(saved, path), current)
     if diffs:
         raise CheckpointMismatchError(
             f"{path} was trained with another model config ({'; '.join(diffs)}); resume it with the "
@@ -124,7 +125,9 @@ def initial_state(ckpt: dict, current: dict, own_state: dict, path: str = "the c
 
     ``current`` is the new model's hyperparameters, ``own_state`` its freshly initialised state dict.
     The checkpoint's architecture must be the new one's, or, for a grown model (``grow_from: r`` in the
-    generator and the discriminator), the same model at ``r`` px without growing. Every tensor of the
+    generator and the discriminator), the same model at ``r`` px without growing, or grown from ``r``
+    px to a smaller size (256 px from the 128 px run that grew from 64 px: the discriminator's stem
+    gains its first halvings, the checkpoint's follow). Every tensor of the
     checkpoint is taken (the batch counter excepted: the new run counts from 0); the tensors only a
     grown model has keep their initialisation (zero residuals: the grown model starts by drawing and
     judging what the small one did). Returns the merged state and the names of the kept tensors.
@@ -138,17 +141,28 @@ def initial_state(ckpt: dict, current: dict, own_state: dict, path: str = "the c
             f"({current['generator'].get('grow_from', 0)} vs {current['discriminator'].get('grow_from', 0)}); "
             "a grown model needs both at the size of the checkpoint it starts from")
     (size,) = grow
-    if size:
+    shift = 0          # halvings the discriminator's stem gains over the checkpoint's (grown twice)
+    saved_res = int(saved.get("resolution", 0))
+    saved_grow = {(saved.get(k) or {}).get("grow_from", 0) for k in ("generator", "discriminator")}
+    if size and saved_grow == {size} and size < saved_res < current["resolution"]:
+        # a grown model grown again (256 px from the 128 px run that grew from 64 px): the same
+        # model at the checkpoint's size, its stem's halvings then those of the checkpoint's stem
+        expected = {**expected, "resolution": saved_res}
+        shift = (current["resolution"] // saved_res).bit_length() - 1
+    elif size:
         expected = {**expected, "resolution": size,
                     "generator": {**current["generator"], "grow_from": 0},
                     "discriminator": {**current["discriminator"], "grow_from": 0}}
     diffs = architecture_diffs(saved, expected, names=("checkpoint", "expected"))
     if diffs:
-        what = f"the same model at {size} px without growing" if size else "this model"
+        what = (f"the same model at {size} px without growing, or grown from {size} px to a size below "
+                f"{current['resolution']}" if size else "this model")
         raise CheckpointMismatchError(
             f"model.init_from {path} cannot start this run: it must be {what} ({'; '.join(diffs)}). "
             "Start from a checkpoint of that config, or set model.init_from: null")
     state = ckpt["state_dict"]
+    if shift:      # the new halvings come first (full size down to the checkpoint's size)
+        state = {_shift_stem(k, shift): v for k, v in state.items()}
     merged = dict(own_state)
     for key, value in state.items():
         if key == "batches":
@@ -163,6 +177,15 @@ def initial_state(ckpt: dict, current: dict, own_state: dict, path: str = "the c
     if strangers:
         raise CheckpointMismatchError(f"model.init_from {path} lacks tensors this model needs: {strangers[:5]}")
     return merged, kept
+
+
+def _shift_stem(key: str, shift: int) -> str:
+    """``D.stem.steps.i.*`` -> ``D.stem.steps.(i + shift).*``; other keys as they are."""
+    prefix = "D.stem.steps."
+    if not key.startswith(prefix):
+        return key
+    index, rest = key[len(prefix):].split(".", 1)
+    return f"{prefix}{int(index) + shift}.{rest}"
 
 
 def load_initial_weights(model: torch.nn.Module, path: str) -> list[str]:
@@ -204,8 +227,8 @@ def write_final_last(trainer) -> None:
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint I/O with :func:`read_checkpoint` as its reader and atomic saves.
 
-    ``TextToVideoGAN.setup`` installs it on the trainer's strategy when that strategy uses Lightning's
-    plain ``TorchCheckpointIO``, so ``--ckpt_path`` runs no code from the file it resumes."""
+    ``TextToVideoGAN.setup`` installs it (:func:`use_safe_checkpoint_io`), so ``--ckpt_path`` runs no
+    code from the file it resumes."""
 
     def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None) -> dict:
         return read_checkpoint(path, map_location=map_location if map_location is not None
@@ -220,5 +243,13 @@ class SafeCheckpointIO(TorchCheckpointIO):
                 os.fsync(f.fileno())
 
 
-__all__ = ["read_checkpoint", "model_hparams", "initial_state", "load_initial_weights", "write_final_last", "check_compatible", "architecture_diffs", "SafeCheckpointIO",
+def use_safe_checkpoint_io(strategy) -> None:
+    """Give ``strategy`` a :class:`SafeCheckpointIO` (safe reads, atomic writes) when it uses
+    Lightning's plain ``TorchCheckpointIO``; a checkpoint I/O of its own (FSDP's sharded one, a
+    user's plugin) is kept."""
+    if type(strategy.checkpoint_io) is TorchCheckpointIO:
+        strategy.checkpoint_io = SafeCheckpointIO()
+
+
+__all__ = ["read_checkpoint", "use_safe_checkpoint_io", "model_hparams", "initial_state", "load_initial_weights", "write_final_last", "check_compatible", "architecture_diffs", "SafeCheckpointIO",
            "UnsafeCheckpointError", "CheckpointMismatchError", "ARCHITECTURE_KEYS"]

@@ -1,6 +1,7 @@
 """``gan-video fit|validate|test|predict --config configs/X.yaml``: the LightningCLI entry point."""
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from pytorch_lightning import LightningDataModule
 from pytorch_lightning.cli import LightningCLI
 
 from .checkpoints import read_checkpoint
+from .models.retired import drop_retired
 from .module import TextToVideoGAN
 from .tools import one_line_errors
 
@@ -24,11 +26,22 @@ class GanVideoCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads --ckpt_path's hyperparameters before anything else: the safe reader
         # looks first, so an unsafe or unreadable file is one clear error (and runs nothing)
+        # (and the hyperparameters of options removed since it was written are dropped, or refused
+        # by name: gan_video.models.retired) before Lightning's parser merges them into the config
         sub = self.config.get("subcommand")
         path = self.config[sub].get("ckpt_path") if sub else None
-        if path and Path(path).is_file():
-            read_checkpoint(path)
-        super()._parse_ckpt_path()
+        if not (path and Path(path).is_file()):
+            return
+        hparams = read_checkpoint(path).get("hyper_parameters") or {}
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        hparams = drop_retired(hparams, repr(path))
+        try:
+            self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write(f"the model settings saved in {path} do not parse (see above)\n")
+            raise
 
     def before_instantiate_classes(self) -> None:
         threads = self.config.get(self.subcommand, self.config).get("threads", 0)

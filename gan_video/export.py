@@ -35,8 +35,10 @@ from torch import nn
 
 from .cache import atomic_path, atomic_write, file_sha256
 from .checkpoints import ARCHITECTURE_KEYS, architecture_diffs, read_checkpoint
-from .models.generator import GeneratorConfig, VideoGenerator, build_generator
-from .models.text import TextEncoderConfig, Tokenizer, build_text_encoder, tokenizer_for
+from .models.retired import drop_retired
+from .models.generator import GeneratorConfig, VideoGenerator
+from .models.text import TextEncoderConfig, Tokenizer
+from .sampling import build_networks, load_sampler
 from .weights_text import ENV_CLIP, ENV_MINILM, MINILM_REQUIREMENT
 
 FORMAT = "gan_video.export"
@@ -112,17 +114,6 @@ def config_from(value: Any, cls, where: str):
         raise ExportError(f"{where} in {CARD_FILE} has unknown settings {unknown} (known: {sorted(known)}); "
                           f"the card was edited or comes from a newer gan_video; {REEXPORT}")
     return cls(**value)
-
-
-def build_networks(hparams: dict) -> tuple[VideoGenerator, nn.Module, Tokenizer]:
-    """The sampling networks that ``hparams`` describes (untrained): the generator, a text encoder
-    and its tokenizer, as :class:`~gan_video.module.TextToVideoGAN` builds ``G`` and ``text_g``."""
-    g_cfg = config_from(hparams.get("generator"), GeneratorConfig, "model.generator")
-    t_cfg = config_from(hparams.get("text"), TextEncoderConfig, "model.text")
-    tokenizer = tokenizer_for(t_cfg)
-    text = build_text_encoder(t_cfg, tokenizer.vocab_size)
-    gen = build_generator(g_cfg, t_cfg.out_dim, int(hparams["resolution"]), int(hparams["frames"]))
-    return gen, text, tokenizer
 
 
 # ------------------------------------------------------------------------------------------- metrics
@@ -204,27 +195,27 @@ def export_model(checkpoint: PathLike, out_dir: PathLike, metrics: Optional[Path
     kept unless ``overwrite``. Both files are written atomically (the card last)."""
     from safetensors.torch import save_file
 
-    from .module import load_model
-
     checkpoint, out = Path(checkpoint), Path(out_dir)
     if not overwrite and ((out / CARD_FILE).exists() or (out / WEIGHTS_FILE).exists()):
         raise ExportExistsError(f"{str(out)!r} already holds an export; pass another --out folder, or "
                               "--force (overwrite=True) to replace it")
     ckpt = read_checkpoint(checkpoint)
-    model = load_model(ckpt, path=str(checkpoint))
+    model = load_sampler(ckpt, path=str(checkpoint))          # the EMA generator and text encoder
+    nets = (model.generator, model.text_encoder)
     hp = plain(dict(model.hparams))
-    backbone = _backbone_card(model.text_g_ema, hp["text"])
+    backbone = _backbone_card(model.text_encoder, hp["text"])
     if backbone and backbone["source_kind"] != "tag":
         # a path of the training machine means nothing elsewhere: the loader looks the weights up
         # again (package, environment) and checks that they are the same (identity)
         hp["text"]["pretrained"] = ""
     tensors = {f"{part}.{k}": v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone().contiguous()
-               for part, net in zip(PARTS, (model.G_ema, model.text_g_ema)) for k, v in net.state_dict().items()}
+               for part, net in zip(PARTS, nets) for k, v in net.state_dict().items()}
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
               "architecture": json.dumps(architecture(hp), sort_keys=True)}
     with atomic_path(out / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     loops = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+    batches = int(ckpt["state_dict"].get("batches", 0))
     card = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "gan_video_version": gan_video_version(),
         "description": f"text-to-video GAN ({hp['generator']['arch']} generator, {hp['text']['name']} text "
@@ -234,16 +225,16 @@ def export_model(checkpoint: PathLike, out_dir: PathLike, metrics: Optional[Path
         "resolution": hp["resolution"], "frames": hp["frames"],
         "model": hp,
         "data": plain(ckpt.get("datamodule_hyper_parameters")),
-        "training": {"batches": int(model.batches), "optimizer_steps": plain(ckpt.get("global_step")),
+        "training": {"batches": batches, "optimizer_steps": plain(ckpt.get("global_step")),
                      "epochs": plain(ckpt.get("epoch")),
                      "pytorch_lightning_version": plain(ckpt.get("pytorch-lightning_version"))},
         "weights": {"file": WEIGHTS_FILE, "sha256": file_sha256(out / WEIGHTS_FILE),
                     "bytes": (out / WEIGHTS_FILE).stat().st_size, "ema": True,
                     "parameters": {part: sum(p.numel() for p in net.parameters())
-                                   for part, net in zip(PARTS, (model.G_ema, model.text_g_ema))}},
+                                   for part, net in zip(PARTS, nets)}},
         "text_backbone": backbone,
         "source": {"checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)},
-        "metrics": logged_metrics(run_folder(checkpoint), loops.get("_batches_that_stepped", int(model.batches)))
+        "metrics": logged_metrics(run_folder(checkpoint), loops.get("_batches_that_stepped", batches))
                    + (metrics_from_report(metrics) if metrics else []),
     }
     atomic_write(out / CARD_FILE, json.dumps(card, indent=2) + "\n")
@@ -331,7 +322,8 @@ def load_export(path: PathLike, device: Union[str, torch.device] = "cpu") -> Exp
         raise ExportError(f"{str(path)!r} is not an export folder (no {CARD_FILE}); {REEXPORT}")
     card = read_card(folder)
     weights = _check_weights_file(folder, card)
-    hp = card["model"]
+    # settings of options removed since the export was made: dropped at their "off" value, else refused
+    hp = drop_retired(card["model"], f"the export {str(folder)!r}") if isinstance(card["model"], dict) else card["model"]
     missing_keys = [k for k in ("generator", "text", "resolution", "frames") if k not in hp]
     if missing_keys:
         raise ExportError(f"model section of {CARD_FILE} lacks {missing_keys}; {REEXPORT}")
@@ -343,7 +335,8 @@ def load_export(path: PathLike, device: Union[str, torch.device] = "cpu") -> Exp
     except Exception as err:  # noqa: BLE001 - a damaged file gets one clear message
         raise ExportError(f"{str(weights)!r} cannot be read as safetensors ({type(err).__name__}: {err}); {REEXPORT}") from None
     if header.get("architecture"):
-        diffs = architecture_diffs(json.loads(header["architecture"]), hp, names=("weights", "card"))
+        diffs = architecture_diffs(drop_retired(json.loads(header["architecture"]), f"the export {str(folder)!r}"), hp,
+                                   names=("weights", "card"))
         if diffs:
             raise ExportError(f"{CARD_FILE} does not describe {WEIGHTS_FILE}: the weights were exported with "
                               f"another architecture ({'; '.join(diffs)}). Restore the card's settings to the "

@@ -14,16 +14,13 @@ D loss, per head (Reed et al. 2016's matching-aware loss, used by the 2018 T2V p
     + r1_gamma / 2 * r1_every * R1                                   # lazy R1, every r1_every steps
     + matching * match(real clips; their captions among the batch's and the wrong ones)
 
-and the G loss adds ``matching_g * match(generated clips; their captions among the batch's)`` when
+and the G loss adds ``matching * match(generated clips; their captions among the batch's)`` when
 the discriminator has a matching head (``discriminator.matching``): a softmax cross-entropy over
 the head's similarities, where other clips with the same caption are left out, not negatives.
 
 with ``real``/``fake`` the hinge or non-saturating terms. The wrong captions come from a strategy in
 :data:`MISMATCH`: ``shift`` (another clip's caption, as in the 2018 paper) or ``similar`` (half
-``shift``, half the batch caption sharing most words with the right one: text hard negatives) or
-``counterfactual`` (half ``shift``, half the caption the dataset gives each clip as
-``negative_caption``: for the built-in shapes the same sentence with exactly one attribute changed,
-colour, shape or direction each a third of the time, so D must read every attribute word).
+``shift``, half the batch caption sharing most words with the right one: text hard negatives).
 """
 from __future__ import annotations
 
@@ -33,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 LossKind = Literal["hinge", "nonsaturating"]
-MismatchKind = Literal["shift", "similar", "counterfactual"]
+MismatchKind = Literal["shift", "similar"]
 
 
 def d_real_term(logits: torch.Tensor, kind: str) -> torch.Tensor:
@@ -112,38 +109,23 @@ def mismatch_permutation(captions: list[str]) -> torch.Tensor | None:
 
 
 # ---------------------------------------------------------------------------- wrong captions
-def shift_negatives(captions: list[str], tokens: Optional[torch.Tensor],
-                    negatives: Optional[Sequence[str]] = None) -> list[torch.Tensor]:
+def shift_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
     """One wrong caption per real clip: another clip's (the 2018 paper's negatives)."""
     perm = mismatch_permutation(captions)
     return [] if perm is None else [perm]
 
 
-def similar_negatives(captions: list[str], tokens: Optional[torch.Tensor],
-                      negatives: Optional[Sequence[str]] = None) -> list[torch.Tensor]:
+def similar_negatives(captions: list[str], tokens: Optional[torch.Tensor]) -> list[torch.Tensor]:
     """Two wrong captions per real clip: another clip's, and the most similar different one."""
     perm = mismatch_permutation(captions)
     return [] if perm is None else [perm, similar_caption_pairs(tokens, captions)]
 
 
-def counterfactual_negatives(captions: list[str], tokens: Optional[torch.Tensor],
-                             negatives: Optional[Sequence[str]] = None) -> list:
-    """Two wrong captions per real clip: another clip's, and the dataset's counterfactual caption
-    for the clip (``negative_caption`` in the batch: one attribute changed)."""
-    if negatives is None:
-        raise ValueError("mismatch: counterfactual needs clips that carry a 'negative_caption' (the "
-                         "built-in shapes do: ShapesDataModule); for other data use mismatch: shift or similar")
-    perm = mismatch_permutation(captions)
-    return [list(negatives)] if perm is None else [perm, list(negatives)]
-
-
-# strategy name -> (captions, token ids, the batch's negative captions) -> wrong captions: for each real clip, either
-# a batch index whose caption is wrong for it (a tensor) or the wrong caption itself (a list of
-# strings, embedded by the caller's text encoder); each adds one wrong-caption score per real clip
+# strategy name -> (captions, token ids) -> wrong captions: for each real clip, a batch index whose
+# caption is wrong for it; each tensor adds one wrong-caption score per real clip
 MISMATCH: dict[str, Callable[..., list]] = {
     "shift": shift_negatives,
     "similar": similar_negatives,
-    "counterfactual": counterfactual_negatives,
 }
 # strategies that compare token ids (a frozen text encoder otherwise needs none)
 MISMATCH_NEEDS_TOKENS = ("similar",)
@@ -181,15 +163,11 @@ class GANLoss:
 
     def discriminator(self, D, real: torch.Tensor, fake: torch.Tensor, text: torch.Tensor,
                       captions: list[str], tokens: Optional[torch.Tensor], step: int,
-                      times: Optional[torch.Tensor] = None,
-                      embed: Optional[Callable[[list[str]], torch.Tensor]] = None,
-                      negatives: Optional[Sequence[str]] = None) -> tuple[torch.Tensor, dict]:
+                      times: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
         """The whole D loss for one batch: ``real`` and ``fake`` clips ``[B, 3, T, H, W]`` (both
         detached here: only D learns from this loss),
         ``text`` D's sentence embeddings of ``captions``, ``tokens`` their ids (for ``similar``),
-        ``step`` the batch counter (lazy R1), ``times`` the frame times of sparse clips, ``embed``
-        D's text encoder for wrong captions that are not in the batch, ``negatives`` the batch's
-        ``negative_caption`` (``counterfactual``)."""
+        ``step`` the batch counter (lazy R1), ``times`` the frame times of sparse clips."""
         do_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
         if do_r1:
             real = real.detach().requires_grad_(True)
@@ -197,23 +175,21 @@ class GANLoss:
         f_real = D.features(real, index, times)
         s_fake = D(fake.detach(), text, index, times)
         s_real = D.score(f_real, text)
-        scores = [D.score(f_real, self._wrong_text(wrong, text, embed))
-                  for wrong in MISMATCH[self.mismatch](captions, tokens, negatives)]
+        scores = [D.score(f_real, text[wrong.to(text.device)]) for wrong in MISMATCH[self.mismatch](captions, tokens)]
         s_mis = {k: torch.cat([s[k] for s in scores]) for k in scores[0]} if scores else None
         loss, logs = self.matching_aware(s_real, s_fake, s_mis)
         if self.reverse_negatives > 0 and D.temporal is not None:
             head = D.temporal
-            s_rev = head.score(head.features(D.augment(real.detach().flip(2)), times), text)
+            s_rev = head.score(head.features(real.detach().flip(2), times), text)
             rev = d_fake_term(s_rev, self.kind)
             loss = loss + self.reverse_negatives * rev
             logs["d_video_reversed"] = rev.detach()
         if D.matcher is not None:
-            # drawn a second time (for `similar` this draws new random tie-breaks): kept so that the
-            # documented shapes run reproduces; drawing once changes that run's random stream, and
-            # the one such run measured scored lower (docs/models.md, run-to-run spread)
-            extra = [self._wrong_text(w, text, embed) for w in MISMATCH[self.mismatch](captions, tokens, negatives)
-                     if not isinstance(w, torch.Tensor)]        # wrong captions outside the batch
-            match = self.match(D, real.detach(), text, captions, extra, index)
+            # the wrong captions drawn a second time and unused (for `similar` this draws new random
+            # tie-breaks): kept so that the documented shapes run reproduces; drawing once changes
+            # that run's random stream, and the one such run measured scored lower (run-to-run spread)
+            MISMATCH[self.mismatch](captions, tokens)
+            match = self.match(D, real.detach(), text, captions, index=index)
             loss = loss + D.cfg.matching * match
             logs["d_match"] = match.detach()
         if do_r1:
@@ -221,14 +197,6 @@ class GANLoss:
             loss = loss + 0.5 * self.r1_gamma * self.r1_every * r1
             logs["r1"] = r1.detach()
         return loss, logs
-
-    @staticmethod
-    def _wrong_text(wrong, text: torch.Tensor, embed) -> torch.Tensor:
-        if isinstance(wrong, torch.Tensor):           # batch indices
-            return text[wrong.to(text.device)]
-        if embed is None:
-            raise ValueError("wrong captions outside the batch need the text encoder: pass embed=")
-        return embed(list(wrong))
 
     def matching_aware(self, real: dict, fake: dict, mismatched: Optional[dict]) -> tuple[torch.Tensor, dict]:
         """Real clips with their caption are "real"; generated clips and real clips with a wrong
@@ -247,17 +215,16 @@ class GANLoss:
 
     @staticmethod
     def match(D, video: torch.Tensor, text: torch.Tensor, captions: Sequence[str],
-              extra: Sequence[torch.Tensor] = (), index: Optional[torch.Tensor] = None) -> torch.Tensor:
+              index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Cross-entropy of the matching head picking each clip's caption (row i of ``text``) among
-        the batch's captions and the ``extra`` wrong ones; another clip with the very same caption
-        is masked out rather than counted as wrong."""
-        candidates = torch.cat([text, *extra]) if extra else text
-        logits = D.match_logits(video, candidates, index)              # [B * K, M]
+        the batch's captions; another clip with the very same caption is masked out rather than
+        counted as wrong."""
+        logits = D.match_logits(video, text, index)                    # [B * K, B]
         b = len(captions)
         k = logits.shape[0] // b
         same = same_caption_mask(list(captions)).to(logits.device)
         same.fill_diagonal_(False)
-        mask = torch.cat([same, same.new_zeros(b, candidates.shape[0] - b)], 1).repeat_interleave(k, 0)
+        mask = same.repeat_interleave(k, 0)
         target = torch.arange(b, device=logits.device).repeat_interleave(k)
         return F.cross_entropy(logits.masked_fill(mask, float("-inf")), target)
 
@@ -276,5 +243,5 @@ class GANLoss:
                 raise ValueError("a discriminator with a matching head needs the captions for the G loss")
             match = self.match(D, fake, text, captions)
             logs["g_match"] = match.detach()
-            total = total + D.matching_g * match
+            total = total + D.cfg.matching * match
         return total, logs

@@ -3,31 +3,31 @@
 The networks are plain ``nn.Module``s built from typed configs (:mod:`gan_video.models`) and the
 losses live in one object (:class:`gan_video.losses.GANLoss`); this module only wires them to the
 optimisers (manual optimisation: one D step then one G step per batch), keeps an EMA copy of the
-generator and its text encoder for sampling, and checks checkpoints against the config.
-:func:`load_model` reads a checkpoint for sampling and evaluation through the safe reader of
-:mod:`gan_video.checkpoints`.
+generator and its text encoder for sampling, and checks checkpoints against the config. The side
+work is in callbacks it brings along (``configure_callbacks``): the non-finite guard and the count
+of clips that failed to decode (:mod:`gan_video.health`), and each rank's random stream
+(:mod:`gan_video.random_state`); precision and DDP checks are helpers of :mod:`gan_video.speed`.
+:func:`load_model` reads a checkpoint into the whole training module (the discriminator included);
+sampling needs only :func:`gan_video.sampling.load_sampler`.
 """
 from __future__ import annotations
 
 import copy
 import logging
 import os
-import random
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Optional, Sequence, Union
 
-import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.strategies import DDPStrategy
-from pytorch_lightning.utilities import rank_zero_warn
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from .checkpoints import (CheckpointMismatchError, SafeCheckpointIO, check_compatible, load_initial_weights,
-                          model_hparams, read_checkpoint, write_final_last)
-from .health import DataFaults, FiniteGuard, NonFiniteError, NonFiniteMode, newest_checkpoint
+from .checkpoints import (CheckpointMismatchError, check_compatible, load_initial_weights, model_hparams,
+                          read_checkpoint, use_safe_checkpoint_io, write_final_last)
+from .health import DataFaults, NonFiniteCallback, NonFiniteMode
 from .losses import GANLoss, LossKind, MismatchKind, mode_seeking
-from .speed import SpeedConfig, apply_speed, cpu_bf16_conv3d_broken
+from .random_state import RandomState
+from .sampling import as_config as _as_config, sample_clips
+from .speed import SpeedConfig, apply_speed, find_unused_parameters_under_ddp, refuse_broken_cpu_bf16
 from .models.discriminator import Discriminator, DiscriminatorConfig
 from .models.generator import GeneratorConfig, build_generator
 from .models.text import TextEncoderConfig, build_text_encoder, embed_captions, tokenizer_for
@@ -36,25 +36,11 @@ from .models.text import TextEncoderConfig, build_text_encoder, embed_captions, 
 log = logging.getLogger(__name__)
 
 
-def _as_config(value, cls):
-    if isinstance(value, cls):
-        return value
-    if value is None:
-        return cls()
-    if isinstance(value, dict):
-        known = {f.name for f in fields(cls)}
-        unknown = set(value) - known
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**value)
-    raise TypeError(f"expected {cls.__name__} or dict, got {type(value).__name__}")
-
-
 class TextToVideoGAN(pl.LightningModule):
     """A text-to-video GAN.
 
     Args:
-        generator: generator config (``arch: layered`` or ``t2v2018`` and its sizes).
+        generator: generator config (``arch: layered``, ``animator`` or ``t2v2018`` and its sizes).
         discriminator: discriminator config (frame head, video head, text conditioning).
         text: text encoder config; G and D each own an encoder built from it (``name: small`` or
             ``bag``: trainable over tokens; ``minilm`` or ``clip``: a frozen pretrained backbone,
@@ -68,9 +54,7 @@ class TextToVideoGAN(pl.LightningModule):
         mismatch_weight: share of the "fake" side given to real clips with a wrong caption.
         mismatch: which wrong caption a real clip is paired with: ``shift`` (another clip's, as in
             the 2018 paper) or ``similar`` (half ``shift``, half the batch caption sharing most
-            words with the right one, e.g. same colour but another shape: text hard negatives) or
-            ``counterfactual`` (half ``shift``, half the dataset's ``negative_caption`` of each clip:
-            for the built-in shapes its caption with one attribute changed, each attribute a third).
+            words with the right one, e.g. same colour but another shape: text hard negatives).
         r1_gamma: R1 weight; 0 disables it.
         r1_every: lazy R1: applied every this many steps, scaled up to match.
         ema_decay: the largest EMA decay of the sampling generator.
@@ -97,6 +81,9 @@ class TextToVideoGAN(pl.LightningModule):
             batch, see :mod:`gan_video.health`): ``stop`` the run naming the batch and the term,
             keeping the last good checkpoint; ``rollback`` to the newest checkpoint with both
             learning rates halved (at most 3 times, then stop); ``off``: no check.
+        speed: speed and memory options of the training run (:class:`gan_video.speed.SpeedConfig`:
+            memory layout, ``torch.compile``, activation checkpointing); they change how a run
+            computes, never what it computes or how its weights are named.
 
     Note: Lightning counts an optimiser step for D and one for G, so ``trainer.max_steps`` and
     ``global_step`` are twice the number of batches; ``self.batches`` counts batches.
@@ -116,7 +103,8 @@ class TextToVideoGAN(pl.LightningModule):
                  speed: Optional[SpeedConfig] = None, mode_seeking: float = 0.0,
                  init_from: Optional[str] = None):
         super().__init__()
-        self.guard, self.data_faults = FiniteGuard(on_nonfinite), DataFaults()
+        # a Lightning callback (configure_callbacks) that training_step reports each optimiser step to
+        self.nonfinite = NonFiniteCallback(on_nonfinite)
         self.gan_loss = GANLoss(loss, mismatch, mismatch_weight, reverse_negatives, r1_gamma, r1_every)
         g_cfg = _as_config(generator, GeneratorConfig)
         d_cfg = _as_config(discriminator, DiscriminatorConfig)
@@ -186,11 +174,6 @@ class TextToVideoGAN(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         for enc in self.frozen_text_encoders():   # captions embedded on the fly -> disk cache
             enc.flush()
-        # clips that failed to decode, in any worker process or rank: one line per epoch
-        failures, message = self.data_faults.epoch_summary(self.trainer)
-        if message:
-            rank_zero_warn(message)
-        self.log("data/decode_failures", float(failures), sync_dist=True, reduce_fx="max")  # already summed
 
     def on_fit_end(self) -> None:
         for enc in self.frozen_text_encoders():
@@ -202,43 +185,27 @@ class TextToVideoGAN(pl.LightningModule):
         write_final_last(self.trainer)
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
     def generate(self, prompts: Sequence[str], seeds: Optional[Sequence[int]] = None, ema: bool = True,
                  frames: Optional[int] = None, batch_size: int = 16) -> torch.Tensor:
         """Clips ``[N, 3, T, H, W]`` in [-1, 1] for ``prompts``; clip ``i`` depends only on
         ``(prompts[i], seeds[i])`` (each clip's noise comes from its own seeded generator)."""
-        seeds = list(range(len(prompts))) if seeds is None else list(seeds)
-        if len(seeds) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         gen, text_enc = (self.G_ema, self.text_g_ema) if ema else (self.G, self.text_g)
-        out = []
-        for i in range(0, len(prompts), batch_size):
-            chunk = list(prompts[i:i + batch_size])
-            e = self.embed_text(text_enc, chunk)
-            noise = gen.seeded_noise(seeds[i:i + batch_size], self.device)
-            out.append(gen(e, noise, frames=frames))
-        return out[0] if len(out) == 1 else torch.cat(out)
+        return sample_clips(gen, text_enc, self.tokenizer, prompts, seeds, self.device, frames, batch_size)
 
     # ------------------------------------------------------------------ training
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The callbacks every run of this module needs, whoever builds the Trainer: the non-finite
+        guard (``on_nonfinite``), each rank's random stream (:class:`RandomState`) and the count of
+        clips that failed to decode (:class:`DataFaults`)."""
+        return [self.nonfinite, RandomState(), DataFaults()]
+
     def setup(self, stage: str) -> None:
-        """Read checkpoints (``--ckpt_path``) with the safe reader and write them atomically, unless
-        the strategy brings a checkpoint I/O of its own (FSDP's sharded one, a user's plugin)."""
-        strategy = self.trainer.strategy
-        if type(strategy.checkpoint_io) is TorchCheckpointIO:
-            strategy.checkpoint_io = SafeCheckpointIO()
-        # Under DDP each batch makes two backward passes through a network of which only part is
-        # trained (D's step leaves G alone, G's step reads a frozen D): DDP must look for the
-        # parameters a backward pass did not reach. Set before the strategy wraps the module.
-        if isinstance(strategy, DDPStrategy):
-            strategy._ddp_kwargs.setdefault("find_unused_parameters", True)
+        """Safe, atomic checkpoint I/O and DDP's search for unused parameters on the strategy; for a
+        fit, refuse a CPU whose bf16 conv3d is broken and apply ``model.speed``."""
+        use_safe_checkpoint_io(self.trainer.strategy)
+        find_unused_parameters_under_ddp(self.trainer.strategy)
         if stage == "fit":
-            precision = str(getattr(self.trainer, "precision", ""))
-            if precision.startswith("bf16") and strategy.root_device.type == "cpu" and cpu_bf16_conv3d_broken():
-                raise RuntimeError(
-                    f"precision {precision} on this CPU: PyTorch's bfloat16 conv3d gradient is NaN or wrong "
-                    "for finite inputs here (a kernel fault of this CPU's bf16 path, not of the model), so "
-                    "training would stop at its first batch. Train on the CPU with --trainer.precision "
-                    "32-true (every config's CPU setting); bf16-mixed is for GPUs")
+            refuse_broken_cpu_bf16(self.trainer)
             self.apply_speed()
 
     def init_weights(self, path: str) -> list[str]:
@@ -255,15 +222,6 @@ class TextToVideoGAN(pl.LightningModule):
                 log.info("speed options: %s", self._speed_applied)
         return self._speed_applied
 
-    def on_train_start(self) -> None:
-        """Under DDP every rank starts from the same seed (seed_everything): give each rank its own
-        random stream (noise, wrong-caption pairs), unless a checkpoint just restored each rank's."""
-        if self.trainer.world_size > 1 and not getattr(self, "_rng_restored", False):
-            seed = (torch.initial_seed() + 1_000_003 * self.global_rank) % (1 << 63)
-            torch.manual_seed(seed)
-            np.random.seed(seed % (1 << 32))
-            random.seed(seed)
-
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)
         g_params = list(self.G.parameters())
@@ -278,7 +236,6 @@ class TextToVideoGAN(pl.LightningModule):
         hp = self.hparams
         opt_g, opt_d = self.optimizers()
         real, captions = batch["video"], list(batch["caption"])
-        self.data_faults.update(batch)
         if real.shape[-1] != hp.resolution or real.shape[2] != hp.frames:
             raise ValueError(f"data clips are {tuple(real.shape[2:])} (T, H, W) but the model makes "
                              f"({hp.frames}, {hp.resolution}, {hp.resolution}); set data.frames and "
@@ -306,14 +263,12 @@ class TextToVideoGAN(pl.LightningModule):
         # ---- discriminator step
         self.toggle_optimizer(opt_d)
         e_d = self.embed_text(self.text_d, captions, tokens)
-        loss_d, logs = self.gan_loss.discriminator(self.D, real, fake, e_d, captions, tokens, step, times,
-                                                   embed=lambda wrong: self.embed_text(self.text_d, wrong),
-                                                   negatives=batch.get("negative_caption"))
+        loss_d, logs = self.gan_loss.discriminator(self.D, real, fake, e_d, captions, tokens, step, times)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
-        self.guard.watch("discriminator", loss_d, logs, self._named(self.D, self.text_d))
+        self.nonfinite.watch(self, "discriminator", loss_d, logs, self.D, self.text_d)
 
         # ---- generator step
         self.toggle_optimizer(opt_g)
@@ -329,11 +284,9 @@ class TextToVideoGAN(pl.LightningModule):
         self.manual_backward(loss_g)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
-        self.guard.watch("generator", loss_g, {**g_logs, **aux_logs},
-                         self._named(self.G, *(() if self.hparams.share_text else (self.text_g,))))
-        problem = self.guard.failure(self._trainer)     # no trainer when a script drives the step
-        if problem:
-            self.on_nonfinite(problem)
+        self.nonfinite.watch(self, "generator", loss_g, {**g_logs, **aux_logs},
+                             self.G, *(() if hp.share_text else (self.text_g,)))
+        if self.nonfinite.failed(self):     # rolled back (or raised): nothing of this batch is kept
             return
         self.update_ema(step)
         self.batches += 1
@@ -342,46 +295,6 @@ class TextToVideoGAN(pl.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True)
         self.log("loss_d", loss_d.detach(), prog_bar=True)
         self.log("loss_g", loss_g.detach(), prog_bar=True)
-
-    def _named(self, *modules: torch.nn.Module) -> list:
-        names = {id(m): n for n, m in self.named_children()}
-        return [(f"{names.get(id(m), 'module')}.{n}", p) for m in modules for n, p in m.named_parameters()]
-
-    def on_nonfinite(self, problem: str) -> None:
-        """A NaN or inf appeared in this batch (``problem`` says where): roll back to the newest
-        checkpoint with halved learning rates (``on_nonfinite: rollback``, while rollbacks are left)
-        or stop with :class:`NonFiniteError`. Nothing of this batch reaches the EMA or a checkpoint."""
-        trainer = self._trainer
-        step = trainer.global_step if trainer is not None else 2 * (int(self.batches) + 1)
-        where = f"batch {int(self.batches)} (optimizer steps {step - 1}-{step})"   # D's and G's step
-        ckpt = newest_checkpoint(trainer) if trainer is not None else None
-        guard = self.guard
-        if guard.mode == "rollback" and ckpt and guard.rollbacks < guard.max_rollbacks:
-            guard.rollbacks += 1
-            state = read_checkpoint(ckpt)
-            missing, unexpected = self.load_state_dict(state["state_dict"], strict=False)
-            if missing or unexpected:
-                raise NonFiniteError(f"{where}: {problem}; cannot roll back: {ckpt} does not match this model")
-            lrs = []
-            for opt, saved in zip(trainer.optimizers, state["optimizer_states"]):
-                opt.load_state_dict(saved)
-                for group in opt.param_groups:   # initial_lr: what LearningRateDecay scales
-                    group.update({k: group[k] * guard.lr_factor for k in ("lr", "initial_lr") if k in group})
-                lrs.append(f"{opt.param_groups[0]['lr']:.3g}")
-            rank_zero_warn(f"{where}: {problem}; rolled back to {ckpt} (batch {int(self.batches)}) with the "
-                           f"learning rates halved (generator {lrs[0]}, discriminator {lrs[1]}); rollback "
-                           f"{guard.rollbacks} of {guard.max_rollbacks}")
-            return
-        if guard.mode == "rollback" and ckpt:
-            why = f" after {guard.rollbacks} rollbacks"
-        else:
-            why = " (no checkpoint to roll back to yet)" if guard.mode == "rollback" else ""
-        keep = (f"the last good checkpoint is {ckpt}: resume from it (--ckpt_path) with lower learning "
-                "rates (--model.lr_d, --model.lr_g) or a stronger R1 (--model.r1_gamma), or train with "
-                "--model.on_nonfinite rollback" if ckpt else
-                "no checkpoint had been written yet: lower the learning rates (--model.lr_d, --model.lr_g) "
-                "or add R1 (--model.r1_gamma) and start again")
-        raise NonFiniteError(f"training diverged at {where}: {problem}. The run stopped{why}; {keep}")
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
@@ -400,39 +313,19 @@ class TextToVideoGAN(pl.LightningModule):
         return {"fake": video}
 
     # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # plain types and tensors only, so the checkpoint loads with torch.load(weights_only=True)
-        name, keys, pos, has_gauss, cached = np.random.get_state()
-        checkpoint["rng"] = {"torch": torch.get_rng_state(),
-                             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
-                                       int(has_gauss), float(cached)],
-                             "python": random.getstate()}
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if world > 1 and torch.distributed.is_initialized():   # every rank runs this hook; rank 0 writes
-            states = [None] * world
-            torch.distributed.all_gather_object(states, checkpoint["rng"])
-            checkpoint["rng_ranks"] = states
-
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed checkpoint must have this model's architecture (its random streams are
+        :class:`RandomState`'s)."""
         check_compatible(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
-        rng = checkpoint.get("rng")
-        ranks = checkpoint.get("rng_ranks") or []
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if len(ranks) == world > 1:      # the same number of ranks as when saved: each its own stream
-            rng = ranks[self.global_rank]
-            self._rng_restored = True
-        if rng:  # Lightning calls this hook when it resumes a run: continue the same random stream
-            torch.set_rng_state(rng["torch"])
-            name, keys, pos, has_gauss, cached = rng["numpy"]
-            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-            random.setstate(rng["python"])
 
 
 def load_model(checkpoint: Union[str, os.PathLike, dict], map_location: str | torch.device = "cpu",
                path: Optional[str] = None) -> TextToVideoGAN:
-    """A TextToVideoGAN from a checkpoint file (read with the safe reader: no code in it runs) or from
-    a checkpoint dict already read by :func:`gan_video.checkpoints.read_checkpoint` (``path`` then
-    names it in messages), in eval mode on ``map_location``."""
+    """The whole training module (discriminator included) from a checkpoint file (read with the safe
+    reader: no code in it runs) or from a checkpoint dict already read by
+    :func:`gan_video.checkpoints.read_checkpoint` (``path`` then names it in messages), in eval mode
+    on ``map_location``. To sample, :func:`gan_video.sampling.load_sampler` builds only G and its text
+    encoder."""
     if isinstance(checkpoint, dict):
         ckpt, path = checkpoint, path or "the checkpoint"
     else:

@@ -1,7 +1,8 @@
 """Training-time speed and memory options: memory layout, ``torch.compile`` and activation
-checkpointing (``model.speed`` in the YAML).
+checkpointing (``model.speed`` in the YAML); and the checks of how the Trainer runs the module
+(DDP's unused parameters, a CPU whose bfloat16 conv3d is broken) that ``TextToVideoGAN.setup`` makes.
 
-None of them changes what a network computes or how its weights are named: a checkpoint written
+No speed option changes what a network computes or how its weights are named: a checkpoint written
 with any of them loads without them, and the other way round. They act on the training module only
 (``setup("fit")``); ``gan_video.load`` and the evaluation tools build plain networks.
 """
@@ -123,3 +124,26 @@ def cpu_bf16_conv3d_broken() -> bool:
         if not torch.isfinite(got).all() or (got - ref).abs().max() > 0.05 * ref.abs().max() + 1e-3:
             return True
     return False
+
+
+def refuse_broken_cpu_bf16(trainer) -> None:
+    """Raise RuntimeError when ``trainer`` would train in bfloat16 on a CPU whose bf16 conv3d
+    gradient is faulty (:func:`cpu_bf16_conv3d_broken`): the first batch would stop as diverged."""
+    precision = str(getattr(trainer, "precision", ""))
+    if precision.startswith("bf16") and trainer.strategy.root_device.type == "cpu" and cpu_bf16_conv3d_broken():
+        raise RuntimeError(
+            f"precision {precision} on this CPU: PyTorch's bfloat16 conv3d gradient is NaN or wrong "
+            "for finite inputs here (a kernel fault of this CPU's bf16 path, not of the model), so "
+            "training would stop at its first batch. Train on the CPU with --trainer.precision "
+            "32-true (every config's CPU setting); bf16-mixed is for GPUs")
+
+
+def find_unused_parameters_under_ddp(strategy) -> None:
+    """Under DDP each batch makes two backward passes through a network of which only part is
+    trained (D's step leaves G alone, G's step reads a frozen D): DDP must look for the parameters
+    a backward pass did not reach. Call before the strategy wraps the module (``setup``); a value
+    the user gave is kept."""
+    from pytorch_lightning.strategies import DDPStrategy
+
+    if isinstance(strategy, DDPStrategy):
+        strategy._ddp_kwargs.setdefault("find_unused_parameters", True)

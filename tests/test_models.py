@@ -20,10 +20,9 @@ def test_generator_shapes_and_range(arch, resolution, frames):
     assert v.std() > 0
 
 
-@pytest.mark.parametrize("conditioning", ["projection", "filters"])
 @pytest.mark.parametrize("resolution,frames", [(64, 16), (64, 32), (128, 32), (256, 16)])
-def test_discriminator_shapes(conditioning, resolution, frames):
-    cfg = DiscriminatorConfig(channels=4, video_channels=4, max_channels=16, conditioning=conditioning)
+def test_discriminator_shapes(resolution, frames):
+    cfg = DiscriminatorConfig(channels=4, video_channels=4, max_channels=16)
     d = Discriminator(cfg, 8, resolution, frames)
     x = torch.randn(3, 3, frames, resolution, resolution)
     out = d(x, torch.randn(3, 8))
@@ -161,33 +160,6 @@ def test_animator_flow_net_depth_and_size(resolution):
             build_generator(GeneratorConfig(arch="animator", **bad, **SMALL_G), 8, 64, 16)
 
 
-@pytest.mark.parametrize("resolution", [64, 128])
-def test_animator_texture_noise(resolution):
-    """texture_noise: one noise map per clip at the content size; it starts switched off (zero
-    strength: the same clips as the model without it, whose weights it keeps), learns its strength,
-    and once on, another texture noise changes the frames while the same noise gives the same clip."""
-    torch.manual_seed(0)
-    base = build_generator(GeneratorConfig(arch="animator", **SMALL_G), 8, resolution, 16)
-    torch.manual_seed(0)
-    tex = build_generator(GeneratorConfig(arch="animator", texture_noise=True, **SMALL_G), 8, resolution, 16)
-    assert all(torch.equal(v, tex.state_dict()[k]) for k, v in base.state_dict().items())
-    n = tex.sample_noise(2)
-    assert n["texture"].shape == (2, 1, resolution // 2, resolution // 2)
-    e = torch.randn(2, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(tex(e, n), base(e, {k: n[k] for k in ("content", "motion")}))
-    tex(e, n, times=torch.tensor([0.0, 0.5])).square().mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tex.noise_strength)
-    with torch.no_grad():
-        for p in tex.noise_strength:
-            p.fill_(0.5)
-        other = dict(n, texture=torch.randn_like(n["texture"]))
-        a, b, again = tex(e, n), tex(e, other), tex(e, n)
-    assert (a - b).abs().mean() > 1e-3 and torch.equal(a, again)
-    with pytest.raises(ValueError, match="texture_noise is for arch: animator"):
-        build_generator(GeneratorConfig(arch="layered", texture_noise=True, **SMALL_G), 8, 64, 16)
-
-
 def test_seeded_noise_is_reproducible():
     g = build_generator(GeneratorConfig(**SMALL_G), 8, 64, 16)
     a = g.sample_noise(2, generator=torch.Generator().manual_seed(5))
@@ -228,7 +200,7 @@ def test_text_encoders(name):
 
 def test_clamped_layer_alpha_has_no_border_and_reaches_0_and_1():
     torch.manual_seed(0)
-    g = build_generator(GeneratorConfig(layer_alpha="clamp", coords=True, **SMALL_G), 8, 64, 8)
+    g = build_generator(GeneratorConfig(layer_alpha="clamp", **SMALL_G), 8, 64, 8)
     with torch.no_grad():
         g.to_layers.bias[3] = 5.0                     # a solid sprite: alpha 1 wherever the window allows
         fg, bg = g.layers(torch.randn(2, 16))
@@ -237,15 +209,6 @@ def test_clamped_layer_alpha_has_no_border_and_reaches_0_and_1():
     assert alpha[:, 20:44, 20:44].min() == 1                                     # solid inside
     window = g.edge_window(64, 64, alpha)[0, 0]
     assert window[0, 0] == 0 and window[32, 32] == 1 and 0 < window[1, 32] < 1
-
-
-def test_coordinate_planes():
-    from gan_video.models.blocks import coord_planes
-
-    c = coord_planes(2, 4, 4, torch.zeros(1))
-    assert c.shape == (2, 3, 4, 4)
-    assert torch.allclose(c[0, 0, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))   # x at pixel centres
-    assert torch.allclose(c[0, 2], (c[0, 0] ** 2 + c[0, 1] ** 2).sqrt())           # distance from the centre
 
 
 def test_fast_layers_match_the_torch_reference_ops():
@@ -361,36 +324,6 @@ def test_matching_head_without_weights_builds_loads_a_checkpoint_and_says_what_t
     torch.testing.assert_close(d.match_logits(x, text, idx), source.match_logits(x, text, idx))
     with pytest.raises(ValueError, match="matching -1"):
         Discriminator(DiscriminatorConfig(matching=-1), 8, 64, 8)
-
-
-@needs_alex
-@pytest.mark.parametrize("sparse", [0, 3])
-def test_projected_frame_head_judges_the_frame_heads_frames_through_frozen_imagenet_features(sparse):
-    """discriminator.projected_frames: a realism head on the same frames as the frame head, through
-    the frozen AlexNet trunk (buffers, no parameters, no gradient) and learned layers after it; it
-    adds a 'projected' logit per clip, depends on the frames it is shown and on no other."""
-    from gan_video.models.discriminator import PretrainedTrunk
-
-    torch.manual_seed(0)
-    cfg = DiscriminatorConfig(projected_frames=True, sparse_frames=sparse, channels=4, video_channels=4, max_channels=16)
-    d = Discriminator(cfg, 8, 64, 8)
-    trunk = d.projected.net[0]
-    assert isinstance(trunk, PretrainedTrunk) and trunk.ready and torch.isfinite(trunk.conv1_weight).all()
-    assert not any(p is trunk.conv1_weight for p in d.parameters())
-    k = 3 if sparse else 2
-    t = 3 if sparse else 8
-    x = (torch.rand(2, 3, t, 64, 64) * 2 - 1).requires_grad_(True)
-    times = torch.tensor([0.0, 0.5, 1.0]) if sparse else None
-    index = d.frame_index(t, "cpu")
-    out = d(x, torch.randn(2, 8), index, times)
-    assert set(out) == {"frame", "projected", "motion" if sparse else "video"} and out["projected"].shape == (2,)
-    out["projected"].sum().backward()
-    shown = torch.zeros(t, dtype=torch.bool)
-    shown[index] = True
-    assert len(index) == k and x.grad[:, :, shown].abs().sum() > 0 and x.grad[:, :, ~shown].abs().sum() == 0
-    assert all(b.grad is None for b in trunk.buffers())
-    with pytest.raises(ValueError, match="projected_frames.*frame_samples"):
-        Discriminator(DiscriminatorConfig(projected_frames=True, frame_samples=0), 8, 64, 8)
 
 
 @pytest.mark.parametrize("up_t", [True, False])

@@ -9,7 +9,7 @@ import torch
 
 from conftest import TINY, tiny_data, tiny_trainer
 from gan_video.checkpoints import read_checkpoint
-from gan_video.health import DataFaults, FiniteGuard, NonFiniteError
+from gan_video.health import DataFaults, FiniteGuard, NonFiniteCallback, NonFiniteError
 from gan_video.module import TextToVideoGAN, load_model
 
 
@@ -41,7 +41,10 @@ def test_nan_in_a_loss_term_stops_the_run_and_keeps_the_last_good_checkpoint(tmp
     pl.seed_everything(0)
     model = TextToVideoGAN(**TINY)
     inject_nan_in_d_term(model, at_batch=3)
-    trainer = tiny_trainer(tmp_path, max_steps=12, callbacks=[checkpointing(tmp_path)], enable_checkpointing=True)
+    # a plain Trainer: the module brings its guard (configure_callbacks), and model.on_nonfinite
+    # decides, not a guard given to the Trainer
+    trainer = tiny_trainer(tmp_path, max_steps=12, callbacks=[checkpointing(tmp_path), NonFiniteCallback("off")],
+                           enable_checkpointing=True)
     with pytest.raises(NonFiniteError, match=r"batch 3 \(optimizer steps 7-8\): discriminator loss term "
                                              r"'d_frame_real' is NaN.*last good checkpoint is .*last\.ckpt"):
         trainer.fit(model, datamodule=tiny_data(train_size=16))
@@ -52,6 +55,31 @@ def test_nan_in_a_loss_term_stops_the_run_and_keeps_the_last_good_checkpoint(tmp
     assert int(last["state_dict"]["batches"]) == 3 and last["global_step"] == 6
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
     load_model(str(tmp_path / "ck" / "last.ckpt"))          # loadable
+    guards = [cb for cb in trainer.callbacks if isinstance(cb, NonFiniteCallback)]
+    assert guards == [model.nonfinite] and model.nonfinite.mode == "stop"
+
+
+def test_a_script_driving_the_step_without_a_trainer_is_stopped_too():
+    """tools/benchmark.py drives training_step without a Trainer: the guard still stops at the NaN."""
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**TINY)
+    inject_nan_in_d_term(model, at_batch=1)
+    opts = model.configure_optimizers()
+    model.optimizers = lambda: opts
+    model.toggle_optimizer = model.untoggle_optimizer = lambda o: None
+    model.manual_backward = lambda loss: loss.backward()
+    model.log = model.log_dict = lambda *a, **k: None
+    dm = tiny_data()
+    dm.setup("fit")
+    batches = iter(dm.train_dataloader())
+    model.training_step(next(batches), 0)
+    assert int(model.batches) == 1
+    ema = {k: v.clone() for k, v in model.G_ema.state_dict().items()}
+    with pytest.raises(NonFiniteError, match=r"training diverged at batch 1 \(optimizer steps 3-4\): discriminator "
+                                             r"loss term 'd_frame_real' is NaN.*no checkpoint had been written yet"):
+        model.training_step(next(batches), 1)
+    assert int(model.batches) == 1                          # nothing of the bad batch was kept
+    assert all(torch.equal(v, ema[k]) for k, v in model.G_ema.state_dict().items())
 
 
 def test_nan_gradient_is_named_with_its_parameter():
@@ -78,7 +106,7 @@ def test_rollback_reloads_the_last_checkpoint_and_halves_the_learning_rates(tmp_
     with pytest.warns(UserWarning, match=r"batch 3 .*rolled back to .*\(batch 3\) with the learning rates "
                                          r"halved \(generator 0\.0001, discriminator 0\.0001\); rollback 1 of 3"):
         trainer.fit(model, datamodule=tiny_data(train_size=16))
-    assert trainer.global_step == 12 and model.guard.rollbacks == 1
+    assert trainer.global_step == 12 and model.nonfinite.rollbacks == 1
     assert int(model.batches) == 5            # 6 batches ran; the poisoned one did not count
     assert [g["lr"] for opt in trainer.optimizers for g in opt.param_groups] == [1e-4, 1e-4]
     assert all(torch.isfinite(p).all() for p in model.parameters())

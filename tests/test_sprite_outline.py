@@ -21,10 +21,10 @@ def set_outline(outline: FourierOutline, radius: float, cos_terms=(), sin_terms=
         bias = torch.zeros(3 + 2 * k)
         bias[:2] = torch.tensor(centre)
         bias[2] = math.log(radius)
-        for i, v in enumerate(cos_terms):      # the head's outputs are the harmonics times (order ** decay)
-            bias[3 + i] = v * (i + 1) ** outline.decay
+        for i, v in enumerate(cos_terms):      # the head's outputs are the harmonics times their order
+            bias[3 + i] = v * (i + 1)
         for i, v in enumerate(sin_terms):
-            bias[3 + k + i] = v * (i + 1) ** outline.decay
+            bias[3 + k + i] = v * (i + 1)
         outline.head.bias.copy_(bias)
 
 
@@ -53,8 +53,7 @@ def test_zero_harmonics_draw_a_round_circle_with_a_one_pixel_edge_at_any_size(si
     assert (fringe < 1.6 * circumference).all() and (fringe > 0.6 * circumference).all(), fringe
 
 
-@pytest.mark.parametrize("decay", [0.0, 1.0, 2.0])
-def test_the_harmonics_of_a_square_and_a_triangle_draw_them(decay):
+def test_the_harmonics_of_a_square_and_a_triangle_draw_them():
     # the log radius of a square of inradius 0.2 and of an equilateral triangle of circumradius 0.3,
     # expanded to 12 harmonics numerically here; drawn back by the model they must read as those shapes
     phi = torch.linspace(0, 2 * math.pi, 4097, dtype=torch.float64)[:-1]
@@ -67,7 +66,7 @@ def test_the_harmonics_of_a_square_and_a_triangle_draw_them(decay):
         log_r = radius.log()
         a = [2 * (log_r * (k * phi).cos()).mean().item() for k in range(1, 13)]
         b = [2 * (log_r * (k * phi).sin()).mean().item() for k in range(1, 13)]
-        outline = FourierOutline(4, 12, decay=decay)
+        outline = FourierOutline(4, 12)
         set_outline(outline, math.exp(log_r.mean().item()), a, b)
         with torch.no_grad():
             mask = outline(torch.zeros(1, 4), (128, 128))[0, 0] > 0
@@ -97,14 +96,14 @@ def test_a_sprite_drawn_by_its_outline_builds_no_trunk_and_every_parameter_gets_
 
 def test_an_outline_model_trains_without_nan_and_a_128_px_one_loads_it_strictly():
     torch.manual_seed(0)
-    g = build_generator(GeneratorConfig(outline_harmonics=8, alpha_prior=0.5, **SMALL), 8, 64, 8)
+    g = build_generator(GeneratorConfig(outline_harmonics=8, **SMALL), 8, 64, 8)
     before = {k: v.clone() for k, v in g.state_dict().items()}
     clip = train_generator(g)
     assert torch.isfinite(clip).all()
     assert not torch.equal(before["outline.head.weight"], g.state_dict()["outline.head.weight"])
     # nothing in the model depends on the size: the 128 px model is the same tensors (grow_from or not)
     for kw in (dict(), dict(grow_from=64)):
-        big = build_generator(GeneratorConfig(outline_harmonics=8, alpha_prior=0.5, **SMALL, **kw), 8, 128, 8)
+        big = build_generator(GeneratorConfig(outline_harmonics=8, **SMALL, **kw), 8, 128, 8)
         big.load_state_dict(g.state_dict())
         style = g.mapping(torch.randn(2, 16))
         with torch.no_grad():
@@ -117,14 +116,5 @@ def test_outline_options_are_refused_where_they_cannot_apply():
     with pytest.raises(ValueError, match="outline_harmonics is for arch: layered"):
         build_generator(GeneratorConfig(arch="animator", z_content=8, z_motion=4, style_dim=16, base_channels=2,
                                         max_channels=16, outline_harmonics=8), 8, 64, 8)
-    with pytest.raises(ValueError, match="outline_harmonics and generator.alpha_resolution both draw"):
-        build_generator(GeneratorConfig(outline_harmonics=8, alpha_resolution=32, **SMALL), 8, 64, 8)
     with pytest.raises(ValueError, match="outline_harmonics -2 must be >= 0"):
         build_generator(GeneratorConfig(outline_harmonics=-2, **SMALL), 8, 64, 8)
-    with pytest.raises(ValueError, match="outline_decay 2.0 needs a Fourier outline"):
-        build_generator(GeneratorConfig(outline_decay=2.0, **SMALL), 8, 64, 8)
-    with pytest.raises(ValueError, match="outline_decay 2.0 needs a Fourier outline"):
-        build_generator(GeneratorConfig(arch="animator", outline_decay=2.0, z_content=8, z_motion=4,
-                                        style_dim=16, base_channels=4, max_channels=16), 8, 64, 8)
-    with pytest.raises(ValueError, match="outline_decay -1.0 must be >= 0"):
-        build_generator(GeneratorConfig(outline_harmonics=4, outline_decay=-1.0, **SMALL), 8, 64, 8)

@@ -11,7 +11,7 @@ LAYERS = [
     ("tools", "cli"),
     ("api",),
     ("export", "callbacks", "output"),
-    ("module", "losses", "checkpoints", "health", "speed"),
+    ("module", "losses", "checkpoints", "health", "speed", "sampling", "random_state"),
     ("metrics",),
     ("models", "data"),
     ("provenance",),

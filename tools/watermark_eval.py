@@ -6,7 +6,7 @@ positives on real clips, and what it costs in PSNR.
         [--json out.json]
 
 Marked sets (the clips that get the watermark): ``generated`` (clips of ``--checkpoint``, loaded
-with gan_video.module.load_model, one seed per clip, prompts cycling through ``--prompts``),
+with gan_video.sampling.load_sampler, one seed per clip, prompts cycling through ``--prompts``),
 ``shapes`` (rendered built-in moving shapes, a stand-in for generated clips when no checkpoint is
 given, and said so in the output) and ``weizmann`` (real Weizmann footage: textured scenes, a
 harder case than the softer generated clips). Each marked clip goes through what a file of the
@@ -119,10 +119,10 @@ def generated_clips(checkpoint: str, prompts: list[str], n: int, frames: int) ->
     import torch
 
     from gan_video.data.io import to_uint8
-    from gan_video.module import load_model
     from gan_video.provenance import model_hash
+    from gan_video.sampling import load_sampler
 
-    model = load_model(checkpoint)
+    model = load_sampler(checkpoint)
     ps = [prompts[i % len(prompts)] for i in range(n)]
     with torch.no_grad():
         video = model.generate(ps, list(range(SEED_GENERATED, SEED_GENERATED + n)), frames=frames, batch_size=8)

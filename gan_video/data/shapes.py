@@ -136,26 +136,8 @@ def draw_clip(seed: int, index: int, pairs: Sequence[Pair],
                      (template, shape_word, dir_phrase))
 
 
+# every value of each attribute a caption names (tools/probe_discriminator.py swaps them one at a time)
 ATTRIBUTE_VALUES = {"color": tuple(COLORS), "shape": SHAPES, "direction": DIRECTIONS}
-
-
-def counterfactual(clip: ShapeClip, pairs: Sequence[Pair], rng: np.random.Generator) -> str:
-    """The clip's caption with exactly one attribute changed, in the same wording: the attribute
-    drawn uniformly (colour, shape, direction), then its new value among those that keep the
-    (colour, shape) pair in ``pairs`` (so held-out pairs never appear). A wrong caption for the clip
-    that differs from the right one in that attribute alone: the matching-aware loss's hardest
-    honest negative (``mismatch: counterfactual``)."""
-    allowed = set(pairs)
-    attrs = {"color": clip.color, "shape": clip.shape, "direction": clip.direction}
-    options = {}
-    for name, values in ATTRIBUTE_VALUES.items():
-        changed = [{**attrs, name: v} for v in values if v != attrs[name]]
-        found = [a for a in changed if (a["color"], a["shape"]) in allowed]
-        if found:
-            options[name] = found
-    name = sorted(options)[int(rng.integers(len(options)))]
-    new = options[name][int(rng.integers(len(options[name])))]
-    return caption_for(new["color"], new["shape"], new["direction"], *clip.wording)
 
 
 # area of each shape in units of size**2 (size = the half-extent ``ShapeClip.size``)
@@ -241,9 +223,7 @@ class MovingShapes(Dataset):
         c = self.clip(index)
         video = render_clip(c, self.frames, self.resolution)
         video = torch.from_numpy(video).permute(3, 0, 1, 2).mul_(2.0).sub_(1.0)
-        # an independent stream per clip, so the counterfactual changes none of the clip's draws
-        wrong = counterfactual(c, self.pairs, np.random.default_rng([int(self.seed) & 0xFFFFFFFF, index, 0xC0F]))
-        return {"video": video, "caption": c.caption, "negative_caption": wrong, "color": COLORS_INDEX[c.color],
+        return {"video": video, "caption": c.caption, "color": COLORS_INDEX[c.color],
                 "shape": SHAPES.index(c.shape), "direction": DIRECTIONS.index(c.direction)}
 
 

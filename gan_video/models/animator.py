@@ -45,7 +45,7 @@ class AnimatorGenerator(VideoGenerator):
         cond = cfg.style_dim + text_dim
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
         self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
-        self.trunk = nn.ModuleList(UpBlock2d(a, b, cond, cfg.coords, cfg.block_convs) for a, b in zip(widths[:-2], widths[1:-1]))
+        self.trunk = nn.ModuleList(UpBlock2d(a, b, cond, cfg.block_convs) for a, b in zip(widths[:-2], widths[1:-1]))
         feat = widths[-2]                               # content features at half the frame size
         hidden = cfg.style_dim // 2
         self.motion = mlp([cfg.style_dim + cfg.z_motion + 2 * cfg.fourier, hidden, hidden], act_last=True)
@@ -58,7 +58,7 @@ class AnimatorGenerator(VideoGenerator):
         nn.init.normal_(self.flow_norm.affine.weight, std=0.05)
         nn.init.normal_(self.flow_out.weight, std=0.01)
         nn.init.zeros_(self.flow_out.bias)
-        self.refine = UpBlock2d(feat, widths[-1], cond + hidden, cfg.coords, cfg.block_convs)
+        self.refine = UpBlock2d(feat, widths[-1], cond + hidden, cfg.block_convs)
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
         # deeper flow nets (flow_layers > 1): more 3x3 convs, each with its own m(t)-conditioned
         # norm, between the first and flow_out (built last: the default's weights stay as they were)
@@ -66,22 +66,9 @@ class AnimatorGenerator(VideoGenerator):
         self.flow_more_norms = nn.ModuleList(ConditionalNorm(flow_ch, hidden) for _ in range(cfg.flow_layers - 1))
         for norm in self.flow_more_norms:
             nn.init.normal_(norm.affine.weight, std=0.05)
-        # StyleGAN's noise inputs (texture_noise), one zero-initialised strength per trunk channel
-        self.noise_strength = nn.ParameterList(nn.Parameter(torch.zeros(c)) for c in widths[1:-1]) \
-            if cfg.texture_noise else None
 
     def noise_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = {"content": (self.cfg.z_content,), "motion": (self.cfg.motion_anchors, self.cfg.z_motion)}
-        if self.cfg.texture_noise:
-            shapes["texture"] = (1, self.resolution // 2, self.resolution // 2)
-        return shapes
-
-    def add_texture(self, x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        """``x`` plus the clip's texture noise at ``x``'s size (average-pooled, rescaled to unit
-        variance) times a strength per channel."""
-        f = noise.shape[-1] // x.shape[-1]
-        n = F.avg_pool2d(noise, f) * f if f > 1 else noise
-        return x + strength.view(1, -1, 1, 1) * n
+        return {"content": (self.cfg.z_content,), "motion": (self.cfg.motion_anchors, self.cfg.z_motion)}
 
     def motion_codes(self, style: torch.Tensor, anchors: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """``m(t)`` ``[B, T, hidden]`` for frame times ``times`` ``[T]`` (clamped to [0, 1] for the
@@ -102,10 +89,8 @@ class AnimatorGenerator(VideoGenerator):
         style = self.mapping(torch.cat([text, noise["content"]], dim=1))
         cond = torch.cat([style, text], dim=1)
         x = self.const.expand(style.shape[0], -1, -1, -1)
-        for i, block in enumerate(self.trunk):
+        for block in self.trunk:
             x = block(x, cond)                                                   # [B, C, H/2, W/2] at the end
-            if self.noise_strength is not None:
-                x = self.add_texture(x, noise["texture"].to(x), self.noise_strength[i])
         m = self.motion_codes(style, noise["motion"], times)                     # [B, T, hidden]
         b, t = m.shape[:2]
         h, w = x.shape[-2:]

@@ -78,35 +78,22 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.addcmul(row, b, y[None, :, None, None])              # [N, h, w, 2], contiguous
 
 
-def coord_planes(batch: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
-    """``[batch, 3, h, w]``: x and y in [-1, 1] (pixel centres) and the distance from the centre."""
-    y = (torch.arange(h, device=like.device, dtype=like.dtype) + 0.5) * (2 / h) - 1
-    x = (torch.arange(w, device=like.device, dtype=like.dtype) + 0.5) * (2 / w) - 1
-    yy, xx = y[:, None].expand(h, w), x[None, :].expand(h, w)
-    return torch.stack([xx, yy, (xx * xx + yy * yy).sqrt()])[None].expand(batch, -1, -1, -1)
-
-
 class UpBlock2d(nn.Module):
-    """x2 nearest upsampling, then ``convs`` times (3x3 conv, conditional norm, LeakyReLU). With
-    ``coords`` the first conv also reads the pixel coordinates (:func:`coord_planes`; CoordConv, the
-    coordinate inputs of DIGAN and CIPS), so outlines can follow the geometry instead of the
-    upsampling grid. A second conv per size (StyleGAN's two per resolution) lets a block smooth the
+    """x2 nearest upsampling, then ``convs`` times (3x3 conv, conditional norm, LeakyReLU). A second
+    conv per size (StyleGAN's two per resolution) lets a block smooth the
     blocks that nearest upsampling leaves, which one 3x3 conv alone cannot round into a circle."""
 
-    def __init__(self, cin: int, cout: int, cond_dim: int, coords: bool = False, convs: int = 1):
+    def __init__(self, cin: int, cout: int, cond_dim: int, convs: int = 1):
         super().__init__()
         if convs < 1:
             raise ValueError(f"an up-block needs at least one conv, got {convs}")
-        self.coords = coords
-        self.conv = nn.Conv2d(cin + (3 if coords else 0), cout, 3, padding=1)
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
         self.norm = ConditionalNorm(cout, cond_dim)
         self.extra = nn.ModuleList(nn.Conv2d(cout, cout, 3, padding=1) for _ in range(convs - 1))
         self.extra_norms = nn.ModuleList(ConditionalNorm(cout, cond_dim) for _ in range(convs - 1))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = upsample2x(x)
-        if self.coords:
-            x = torch.cat([x, coord_planes(x.shape[0], *x.shape[-2:], x)], dim=1)
         x = F.leaky_relu(self.norm(self.conv(x), cond), 0.2)
         for conv, norm in zip(self.extra, self.extra_norms):
             x = F.leaky_relu(norm(conv(x), cond), 0.2)

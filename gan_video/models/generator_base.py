@@ -49,21 +49,6 @@ class GeneratorConfig:
         layer_alpha: ``layered`` only: ``sigmoid`` (the alpha never reaches 0 or 1) or ``clamp``
             (a clamped linear alpha that reaches exact 0 and 1, times a window that is 0 at the
             layer's edge: crisp objects, and no faint rectangle moving with them).
-        alpha_prior: ``layered`` only: weight of a generator loss on the sprite's alpha,
-            ``mean(alpha) + mean(min(alpha, 1 - alpha))`` over the layer of a fresh content draw per
-            caption (0: off): the layer is to be transparent wherever it draws no object and opaque
-            or transparent, not in between, elsewhere. It aims at the veil that the layer otherwise
-            spreads over the whole frame (seen as a rectangle moving with the object) and at the
-            half-transparent fringe around the object (a dark halo), keeping the sigmoid's smooth
-            gradients (``layer_alpha: clamp`` gets exact 0 and 1 by clamping instead).
-        alpha_resolution: ``layered`` only: 0 (default) draws the sprite's alpha with the RGB at the
-            layer's own size. ``r`` (16, 32, ... below the layer size): the alpha is read from the
-            up-block of size ``r`` as one field, upsampled bilinearly to the layer size and only
-            then turned into an alpha (scaled by the size ratio, so an edge stays about a pixel
-            wide): the object's outline is a level set of a smooth field and comes out smooth and
-            round where the field is, instead of following the steps that nearest upsampling
-            leaves in the trunk. With ``grow_from`` the field comes from the trunk and is upsampled
-            to the clip's size.
         outline_harmonics: ``layered`` only: 0 (default) draws the sprite's alpha with the conv
             trunk. ``K > 0``: the alpha is one star-shaped region whose radius around a centre is a
             Fourier series of ``K`` harmonics of the angle, all from the content code
@@ -71,27 +56,16 @@ class GeneratorConfig:
             the same outline at any size. With ``foreground_resolution`` and
             ``background_resolution`` set too, no conv trunk is built. Right for one solid object
             (the built-in shapes); it cannot draw people or scenes.
-        outline_decay: ``layered`` with ``outline_harmonics`` only: harmonic ``k`` is the content
-            head's output divided by ``k ** outline_decay`` (1, default: higher harmonics start
-            smaller and move ``k`` times slower under Adam; 2: the terms of a square's or a
-            triangle's log radius, which fall as about ``1/k^2``, all need outputs of about 2-3).
-        coords: ``layered``, ``animator``: every up-block also reads the pixel coordinates (x, y,
-            distance from the centre; CoordConv, as DIGAN and CIPS draw from coordinates).
         block_convs: ``layered``, ``animator``: 3x3 convs per up-block (1, or 2 as in StyleGAN: crisper
             outlines for a little more compute; the layered sprite is drawn once per clip, so a
             second conv there is nearly free).
-        texture_noise: ``animator`` only: StyleGAN's noise inputs, drawn once per clip: one Gaussian
-            map at the content size (``texture`` in the clip's noise), average-pooled to each trunk
-            block's size and added to its output with a learned, zero-initialised strength per
-            channel. It gives walls and clothes a texture of their own that the flow then moves with
-            the content (the noise is part of the content, so it does not flicker between frames).
         grow_from: ``layered`` only: 0 (default) draws the layers with a trunk of the clip's own
             size. ``r`` (64, 128) below the clip size: the trunk of an ``r``-px model draws the
             layers at ``r`` px, and each doubling above it adds an up-block whose output, through a
             zero-initialised conv, is added to the layers of the size below upsampled bilinearly
             (StyleGAN2's skip outputs; ProGAN's growing). Such a model starts by drawing exactly the
             upsampled layers of the small one, so a trained ``r``-px checkpoint can start it
-            (``model.init_from``) and it learns only the finer detail (docs/models.md, "128 px").
+            (``model.init_from``) and it learns only the finer detail (docs/results.md, "128 px").
         kl_weight: weight of the gist VAE's KL term (``t2v2018``).
         recon_weight: weight of the gist VAE's reconstruction term (``t2v2018``).
     """
@@ -110,14 +84,9 @@ class GeneratorConfig:
     background_resolution: int = 0
     foreground_resolution: int = 0
     layer_alpha: Literal["sigmoid", "clamp"] = "sigmoid"
-    alpha_prior: float = 0.0
     block_convs: int = 1
-    coords: bool = False
-    texture_noise: bool = False
     grow_from: int = 0
-    alpha_resolution: int = 0
     outline_harmonics: int = 0
-    outline_decay: float = 1.0
     kl_weight: float = 0.01
     recon_weight: float = 1.0
 
@@ -130,22 +99,12 @@ class VideoGenerator(nn.Module):
         check_resolution(resolution, f"generator {cfg.arch!r}")
         self.cfg, self.text_dim, self.resolution, self.frames = cfg, text_dim, resolution, frames
         self.check_frames(frames)
-        for option, arch, lacks, off in (("texture_noise", "animator", "noise inputs", "false"),
-                                         ("grow_from", "layered", "grown form", "0"),
-                                         ("alpha_prior", "layered", "alpha layer", "0"),
-                                         ("alpha_resolution", "layered", "alpha layer", "0"),
+        for option, arch, lacks, off in (("grow_from", "layered", "grown form", "0"),
                                          ("outline_harmonics", "layered", "sprite outline", "0"),
                                          ("foreground_resolution", "layered", "sprite layer", "0")):
             if getattr(cfg, option) and cfg.arch != arch:
                 raise ValueError(f"generator.{option} is for arch: {arch}; {cfg.arch!r} has no {lacks} "
                                  f"(set generator.{option}: {off})")
-        # every arch: an outline_decay other than 1 would otherwise be silently ignored where no
-        # Fourier outline is drawn (no outline_harmonics, or an arch that has none)
-        if cfg.outline_decay != 1.0 and not cfg.outline_harmonics:
-            raise ValueError(f"generator.outline_decay {cfg.outline_decay} needs a Fourier outline: set "
-                             "generator.outline_harmonics > 0 (arch: layered), or leave outline_decay at 1")
-        if cfg.alpha_prior < 0:
-            raise ValueError(f"generator.alpha_prior {cfg.alpha_prior} must be >= 0 (0: off)")
         for option in ("background_resolution", "foreground_resolution"):
             if getattr(cfg, option) < 0:
                 raise ValueError(f"generator.{option} {getattr(cfg, option)} must be >= 0 "
@@ -171,7 +130,7 @@ class VideoGenerator(nn.Module):
 
     def noise_group(self, part: str) -> str:
         """The seed that draws noise part ``part``: ``content`` (the appearance) or ``motion``."""
-        return "content" if part == "texture" else part
+        return part
 
     def sample_noise(self, batch: int, device=None, generator: Optional[torch.Generator] = None
                      ) -> dict[str, torch.Tensor]:

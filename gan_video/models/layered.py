@@ -32,52 +32,28 @@ class LayeredMotionGenerator(VideoGenerator):
         widths = channels_for(resolution >> n_grow, cfg.base_channels, cfg.max_channels)
         self.mapping = mlp([text_dim + cfg.z_content, cfg.style_dim, cfg.style_dim], act_last=True)
         # what the trunk draws, in this channel order: the sprite's RGB (3) unless foreground_resolution
-        # predicts it from the content code, its alpha (1) unless alpha_resolution reads it from a
-        # smaller block or outline_harmonics draws it, the background (3) unless background_resolution
-        # predicts it
+        # predicts it from the content code, its alpha (1) unless outline_harmonics draws it, the
+        # background (3) unless background_resolution predicts it
         k, f = cfg.background_resolution, cfg.foreground_resolution
-        if cfg.outline_harmonics and cfg.alpha_resolution:
-            raise ValueError("generator.outline_harmonics and generator.alpha_resolution both draw the "
-                             "sprite's alpha: set one of them to 0")
         if cfg.outline_harmonics < 0:
             raise ValueError(f"generator.outline_harmonics {cfg.outline_harmonics} must be >= 0 (0: off)")
-        alpha_by_trunk = not (cfg.alpha_resolution or cfg.outline_harmonics)
-        self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, alpha_by_trunk),
+        self.parts = {name: n for name, n, drawn in (("rgb", 3, not f), ("alpha", 1, not cfg.outline_harmonics),
                                                      ("background", 3, not k)) if drawn}
-        sizes = [8 << i for i in range(len(widths) - 1)]   # the output size of each up-block
-        self.alpha_block = None   # alpha_resolution: the up-block whose output draws the alpha field
-        if cfg.alpha_resolution:
-            if cfg.alpha_resolution not in sizes[:-1]:
-                raise ValueError(f"generator.alpha_resolution {cfg.alpha_resolution} must be one of the "
-                                 f"trunk's sizes below its {sizes[-1]} px ({sizes[:-1]}); 0 draws it at "
-                                 "the layer's size")
-            self.alpha_block = sizes.index(cfg.alpha_resolution)
-        # the trunk runs up to the last block something reads: all of them while it draws a layer, up
-        # to the alpha's block when it draws only the alpha, none when it draws nothing (not built)
-        if self.parts:
-            depth = len(sizes)
-        elif self.alpha_block is not None:
-            depth = self.alpha_block + 1
-        else:
-            depth = 0
-        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4)) if depth else None
-        # every block is made before the cut, so a seed initialises the kept ones as it always has
-        blocks = [UpBlock2d(a, b, cfg.style_dim, cfg.coords, cfg.block_convs)
-                  for a, b in zip(widths[:-1], widths[1:])] if depth else []
-        if self.alpha_block is not None:
-            self.to_alpha = nn.Conv2d(widths[self.alpha_block + 1], 1, 3, padding=1)
-        self.blocks = nn.ModuleList(blocks[:depth])
+        # the conv trunk is built only when it draws a layer
+        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4)) if self.parts else None
+        self.blocks = nn.ModuleList(UpBlock2d(a, b, cfg.style_dim, cfg.block_convs)
+                                    for a, b in zip(widths[:-1], widths[1:])) if self.parts else nn.ModuleList()
         n_out = sum(self.parts.values())
         self.to_layers = nn.Conv2d(widths[-1], n_out, 3, padding=1) if n_out else None
         self.to_background = nn.Linear(cfg.style_dim, 3 * k * k) if k else None
         self.to_foreground = nn.Linear(cfg.style_dim, 3 * f * f) if f else None
         # growing (grow_from): one up-block per doubling above the trunk's size, each adding its
         # detail through a zero-initialised conv to the upsampled layers of the size below. When the
-        # trunk draws nothing (flat colours, the alpha from a small block) there is nothing to add to:
-        # the alpha field is upsampled to the clip's size, an outline as smooth at any size
+        # trunk draws nothing (flat colours, a Fourier outline) there is nothing to add to: the
+        # outline is drawn at the clip's size
         w = widths[-1]
         n_grow = n_grow if n_out else 0
-        self.grow_blocks = nn.ModuleList(UpBlock2d(w, w, cfg.style_dim, cfg.coords, cfg.block_convs) for _ in range(n_grow))
+        self.grow_blocks = nn.ModuleList(UpBlock2d(w, w, cfg.style_dim, cfg.block_convs) for _ in range(n_grow))
         self.grow_layers = nn.ModuleList(nn.Conv2d(w, n_out, 3, padding=1) for _ in range(n_grow))
         for conv in self.grow_layers:
             nn.init.zeros_(conv.weight)
@@ -96,7 +72,7 @@ class LayeredMotionGenerator(VideoGenerator):
             with torch.no_grad():
                 lin.weight.copy_(torch.randn_like(lin.weight) * std)
             nn.init.zeros_(lin.bias)
-        self.outline = (FourierOutline(cfg.style_dim, cfg.outline_harmonics, decay=cfg.outline_decay)
+        self.outline = (FourierOutline(cfg.style_dim, cfg.outline_harmonics)
                         if cfg.outline_harmonics else None)
 
     def layers(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,13 +80,8 @@ class LayeredMotionGenerator(VideoGenerator):
         size = (self.resolution, self.resolution)
         drawn = {} if self.outline is None else {"alpha": self.outline(style, size)}
         x = self.const.expand(style.shape[0], -1, -1, -1) if self.const is not None else None
-        for i, block in enumerate(self.blocks):
+        for block in self.blocks:
             x = block(x, style)
-            if i == self.alpha_block:
-                # the alpha is a small field upsampled smoothly and steepened by the size ratio
-                field = self.to_alpha(x)
-                gain = size[-1] / field.shape[-1]
-                drawn["alpha"] = F.interpolate(field, size=size, mode="bilinear", align_corners=False) * gain
         if self.to_layers is not None:
             out = self.to_layers(x)
             for block, to_layers in zip(self.grow_blocks, self.grow_layers):
@@ -135,18 +106,6 @@ class LayeredMotionGenerator(VideoGenerator):
         g = flat.view(-1, 3, k, k)
         return F.interpolate(g, size=size, mode="bilinear", align_corners=False) if k > 1 \
             else g.expand(-1, -1, *size)
-
-    def auxiliary_loss(self, text: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """``alpha_prior``: ``mean(alpha) + mean(min(alpha, 1 - alpha))`` of the layers of a fresh
-        content draw: the sprite is transparent where it draws nothing (sparsity, as layered video
-        decompositions such as Omnimatte ask of their alpha) and opaque or transparent, not in
-        between, elsewhere (a crisp edge)."""
-        if not self.cfg.alpha_prior:
-            return text.new_zeros(()), {}
-        noise = torch.randn(text.shape[0], self.cfg.z_content, device=text.device, dtype=text.dtype)
-        alpha = self.layers(self.mapping(torch.cat([text, noise], dim=1)))[0][:, 3]
-        prior = alpha.mean() + torch.minimum(alpha, 1 - alpha).mean()
-        return self.cfg.alpha_prior * prior, {"alpha_prior": prior.detach()}
 
     @staticmethod
     def edge_window(h: int, w: int, like: torch.Tensor, ramp: float = 3.0) -> torch.Tensor:

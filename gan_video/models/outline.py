@@ -24,13 +24,11 @@ from torch import nn
 class FourierOutline(nn.Module):
     """``style [B, S] -> field [B, 1, H, W]``: twice the signed radial distance to the outline in pixels."""
 
-    def __init__(self, style_dim: int, harmonics: int, size: float = 0.25, decay: float = 1.0):
+    def __init__(self, style_dim: int, harmonics: int, size: float = 0.25):
         super().__init__()
         if harmonics < 1:
             raise ValueError(f"generator.outline_harmonics {harmonics} must be >= 1 (0: no Fourier outline)")
-        if decay < 0:
-            raise ValueError(f"generator.outline_decay {decay} must be >= 0 (0: every harmonic at the head's scale)")
-        self.harmonics, self.decay = harmonics, decay
+        self.harmonics = harmonics
         # centre (2), log size (1), then a_1..a_K and b_1..b_K
         self.head = nn.Linear(style_dim, 3 + 2 * harmonics)
         with torch.no_grad():
@@ -44,11 +42,10 @@ class FourierOutline(nn.Module):
         """Centre ``[B, 2]`` (half-frames), log size ``[B]``, cosine and sine terms ``[B, K]`` each."""
         p = self.head(style)
         k = self.harmonics
-        # harmonic k is the head's output over k^decay: the higher ones start smaller and, under Adam,
-        # move k^decay times slower (a smoothness prior; the log radius of a square or a triangle has
-        # terms that fall as about 1/k^2). Without it, one seed of the shapes run grew spikes and
-        # ragged edges from D's noisy pull.
-        order = torch.arange(1, k + 1, device=p.device, dtype=p.dtype) ** self.decay
+        # harmonic k is the head's output over k: the higher ones start smaller and, under Adam, move
+        # k times slower (a smoothness prior). Without it, one seed of the shapes run grew spikes and
+        # ragged edges from D's noisy pull; over k^2 was no better (docs/results.md)
+        order = torch.arange(1, k + 1, device=p.device, dtype=p.dtype)
         return p[:, :2], p[:, 2], p[:, 3:3 + k] / order, p[:, 3 + k:] / order
 
     def forward(self, style: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -1,7 +1,6 @@
 """Frozen ImageNet features for the discriminator: the AlexNet trunk (:class:`PretrainedTrunk`),
 the learned layers after it (:func:`pretrained_frame_layers`) and the text-matching head
-(:class:`MatchingHead`) that reads frames through them (``discriminator.matching``,
-``discriminator.projected_frames``; docs/models.md)."""
+(:class:`MatchingHead`) that reads frames through them (``discriminator.matching``; docs/results.md)."""
 from __future__ import annotations
 
 from typing import Optional

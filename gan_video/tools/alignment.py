@@ -41,12 +41,12 @@ def evaluate(args) -> dict:
     from ..checkpoints import read_checkpoint
     from ..data.shapes_datamodule import DEFAULT_HOLDOUT
     from ..metrics.alignment import load_classifier, text_alignment
-    from ..module import load_model
+    from ..sampling import load_sampler
 
     if args.per_prompt < 1:
         raise ValueError(f"--per-prompt must be >= 1, got {args.per_prompt}")
     ckpt = read_checkpoint(args.checkpoint)          # read once: the model and its data settings
-    model = load_model(ckpt, path=args.checkpoint)
+    model = load_sampler(ckpt, path=args.checkpoint)       # the EMA generator and text encoder
     if args.holdout is not None:
         holdout = [p.split("-") for p in args.holdout.split(",") if p]
     else:
@@ -56,10 +56,9 @@ def evaluate(args) -> dict:
     t0 = time.time()
     digest = None
     if args.watermark:
-        from ..api import load
         from ..provenance import model_hash
 
-        digest = model_hash(load(args.checkpoint))
+        digest = model_hash(model)       # of the EMA generator and text encoder, as gan_video.load's
     res = text_alignment(model, classifier, holdout, args.per_prompt, args.seed, args.batch_size,
                          watermark=digest, geometry=not args.no_geometry)
     return {"checkpoint": args.checkpoint, **res, "watermark": digest,

@@ -206,10 +206,10 @@ def evaluate(args) -> dict:
     from ..checkpoints import read_checkpoint
     from ..data import ShapesDataModule
     from ..metrics.registry import Evaluator
-    from ..module import load_model
+    from ..sampling import load_sampler
 
     ckpt = read_checkpoint(args.checkpoint)                     # read once: model and data settings
-    model = load_model(ckpt, map_location=device, path=args.checkpoint)
+    model = load_sampler(ckpt, map_location=device, path=args.checkpoint)      # the EMA generator
     hp = model.hparams
     dm = datamodule_from_config(args.config, args.checkpoint, ckpt, int(hp.resolution), int(hp.frames))
     if not explicit and not isinstance(dm, ShapesDataModule):
