@@ -91,6 +91,8 @@ class RankRecorder(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._write(trainer, {"batch": int(pl_module.batches), "captions": list(batch["caption"]),
+                              "epoch": trainer.current_epoch,
+                              "items": batch["index"].tolist() if "index" in batch else None,
                               "video": hashlib.sha1(batch["video"].cpu().numpy().tobytes()).hexdigest(),
                               "rng": hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()})
 

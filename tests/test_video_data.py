@@ -17,7 +17,6 @@ from conftest import TINY, tiny_trainer
 from gan_video.data import VideoDataModule
 from gan_video.data.io import write_mp4
 from gan_video.data.prepare import prepare_dataset
-from gan_video.data.shards import ShardWriter, load_index
 from gan_video.data.video import (EpochIndexSampler, RealClips, VideoClips, caption_variants,
                                   check_templates, class_caption, fit_frames, list_videos, read_frames,
                                   shard_entries)
@@ -305,38 +304,60 @@ def test_scan_cache_avoids_probing_again(trees, monkeypatch):
     assert first[2].counts == second[2].counts
 
 
-# ---------------------------------------------------------------------------------------------- shards
-def test_shard_writer_round_trip_is_bit_identical(tmp_path):
-    rng = np.random.default_rng(0)
-    videos = [rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8) for n in (5, 9, 3)]
-    w = ShardWriter(str(tmp_path), 16, shard_bytes=12 * 16 * 16 * 3)  # forces a second shard
-    for k, v in enumerate(videos):
-        w.add(v, captions=[f"video {k}"], source=f"{k}.mp4")
-    index = w.close()
-    assert len(index["shards"]) == 2
-    entries = shard_entries(str(tmp_path))
-    for e, v in zip(entries, videos):
-        assert np.array_equal(read_frames(e, range(e.frames)), v)
-        assert isinstance(np.load(e.path, mmap_mode="r"), np.memmap)
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        ShardWriter(str(tmp_path), 16)
+# -------------------------------------------------------------------------------- prepared (LitData)
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def test_prepared_shards_give_the_same_clips_as_the_videos(trees, tmp_path):
-    res = prepare_dataset(str(tmp_path / "sh"), str(trees / "classes"), size=32, min_frames=8, progress=False)
-    assert res["videos"] == 5 and res["skipped"]["zero-byte"] == 1
-    index = load_index(str(tmp_path / "sh"))
-    assert index["videos"][0]["source"] == "playing_golf/a.mp4" and index["videos"][0]["captions"] == ["playing golf"]
+def test_prepared_dataset_gives_the_clips_of_the_videos(trees, tmp_path):
+    """Frames fitted as training fits them, stored as JPEG in LitData chunks: the same clips as the
+    decoded videos up to the compression (PSNR >= 38 dB), the same captions, order and frame counts;
+    a bad file is skipped and counted, the side file written last names every video."""
+    from gan_video.data.streaming import load_info
+
+    res = prepare_dataset(str(tmp_path / "p"), str(trees / "classes"), size=32, min_frames=8, progress=False)
+    assert res["videos"] == 5 and res["skipped"]["zero-byte"] == 1 and res["bytes"] < res["raw_bytes"]
+    info = load_info(str(tmp_path / "p"))
+    assert info["videos"][0]["source"] == "playing_golf/a.mp4" and info["videos"][0]["captions"] == ["playing golf"]
     _, videos, _ = list_videos(root=str(trees / "classes"), min_frames=8)
-    fmt, shards, _ = list_videos(root=str(tmp_path / "sh"), min_frames=8)
-    assert fmt == "shards" and [e.frames for e in shards] == [e.frames for e in videos]
-    for e, s in zip(videos, shards):
+    fmt, prepared, _ = list_videos(root=str(tmp_path / "p"), min_frames=8)
+    assert fmt == "litdata" and [e.frames for e in prepared] == [e.frames for e in videos]
+    for e, s in zip(videos, prepared):
         decoded = fit_frames(read_frames(e, range(e.frames)), 32).numpy()
-        assert np.array_equal(read_frames(s, range(s.frames)), decoded)
-    a, b = VideoClips(videos, 32, 8, stride=2, train=False), VideoClips(shards, 32, 8, stride=2, train=False)
-    assert all(torch.equal(a[i]["video"], b[i]["video"]) and a[i]["caption"] == b[i]["caption"] for i in range(5))
+        got = read_frames(s, range(s.frames))
+        assert got.shape == decoded.shape and psnr(got, decoded) >= 38, psnr(got, decoded)
+        assert np.array_equal(read_frames(s, [3, 1]), got[[3, 1]])         # any frames, in any order
+    a, b = VideoClips(videos, 32, 8, stride=2, train=False), VideoClips(prepared, 32, 8, stride=2, train=False)
+    for i in range(5):
+        assert a[i]["caption"] == b[i]["caption"] and a[i]["start"] == b[i]["start"]
+        assert (a[i]["video"] - b[i]["video"]).abs().mean() < 0.02
     with pytest.raises(ValueError, match="--size 64"):
-        dm(tmp_path / "sh", resolution=64).setup("fit")
+        dm(tmp_path / "p", resolution=64).setup("fit")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        prepare_dataset(str(tmp_path / "p"), str(trees / "classes"), size=32, progress=False)
+
+
+def test_old_shards_are_refused_by_name_and_convert(trees, tmp_path):
+    """A folder of the .npy shards training used to read: one error naming the conversion command;
+    that command (--format shards) turns it into a prepared dataset with the same frames."""
+    t, y, x = np.meshgrid(np.arange(12), np.arange(16), np.arange(16), indexing="ij")
+    frames = np.stack([(x * 12 + t * 5) % 256, (y * 14) % 256, (x + y) * 7 + t], -1).astype(np.uint8)   # smooth
+    old = tmp_path / "old"
+    old.mkdir()
+    np.save(old / "shard_00000.npy", frames)
+    (old / "index.json").write_text(json.dumps({
+        "format": "gan_video-shards", "version": 1, "size": 16, "shards": [{"file": "shard_00000.npy", "frames": 12}],
+        "videos": [{"shard": 0, "offset": 0, "length": 7, "captions": ["a"], "source": "a.mp4"},
+                   {"shard": 0, "offset": 7, "length": 5, "captions": ["b"], "source": "b.mp4"}]}))
+    with pytest.raises(ValueError, match=r"gan-video-prepare --format shards --root .*old --out .*old_litdata"):
+        dm(old, resolution=16, frames=4).setup("fit")
+    res = prepare_dataset(str(tmp_path / "new"), str(old), size=16, format="shards", progress=False, quality=100)
+    assert res["videos"] == 2 and res["frames"] == 12
+    _, entries, _ = list_videos(root=str(tmp_path / "new"))
+    assert [e.captions for e in entries] == [("a",), ("b",)]
+    got = np.concatenate([read_frames(e, range(e.frames)) for e in entries])
+    assert got.shape == frames.shape and psnr(got, frames) > 38, psnr(got, frames)
 
 
 def test_prepare_dataset_cli(trees, tmp_path):
@@ -419,7 +440,7 @@ def test_video_configs_are_valid():
     assert cfg["data"]["init_args"]["frames"] == 16 and cfg["data"]["init_args"]["resolution"] == 64
 
 
-@pytest.mark.parametrize("kind", ["captions", "classes", "frames", "strips", "shards"])
+@pytest.mark.parametrize("kind", ["captions", "classes", "frames", "strips", "litdata"])
 def test_training_steps_on_each_kind(trees, tmp_path, kind):
     import pytorch_lightning as pl
 
@@ -429,9 +450,9 @@ def test_training_steps_on_each_kind(trees, tmp_path, kind):
             "classes": dict(root=str(trees / "classes"), num_workers=1, hflip=True),
             "frames": dict(root=str(trees / "frames")),
             "strips": dict(root=str(trees / "strips"), class_captions=str(trees / "strip_captions.json")),
-            "shards": dict(root=str(tmp_path / "sh"), format="shards")}[kind]
-    if kind == "shards":
-        prepare_dataset(str(tmp_path / "sh"), str(trees / "frames"), size=64, progress=False)
+            "litdata": dict(root=str(tmp_path / "p"))}[kind]
+    if kind == "litdata":
+        prepare_dataset(str(tmp_path / "p"), str(trees / "frames"), size=64, progress=False)
     pl.seed_everything(0)
     model = TextToVideoGAN(**TINY)
     before = [p.detach().clone() for p in model.G.parameters()]

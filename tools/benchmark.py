@@ -2,18 +2,19 @@
 
     python tools/benchmark.py --config configs/shapes.yaml [--steps 20] [--device cpu|cuda]
         [--precision 32|bf16] [--threads N] [--json out.json]
-    python tools/benchmark.py --data-only --videos DIR [--from-strips DIR | --synthetic N]
-        [--shards DIR] [--resolution 64] [--frames 16] [--stride 1] [--batch-size 16]
+    python tools/benchmark.py --data --videos DIR [--from-strips DIR | --synthetic N]
+        [--prepared DIR] [--resolution 64] [--frames 16] [--stride 1] [--batch-size 16]
         [--batches 20] [--workers 0 2] [--json out.json]
 
 Model mode builds the model and data module from the YAML exactly as `gan-video fit` would (same
 classes, same arguments), runs a few warm-up batches, then times `--steps` full training batches (one
 D step and one G step each, real data loading included) and the EMA generator's sampling throughput.
 
-Data mode (`--data-only`) times training clips per second from the video files in `--videos` (any
-layout VideoDataModule reads) against the same clips read from prepared shards (`--shards`, prepared
-from the videos if the folder has no index yet), in the main process and with each `--workers`
-count of DataLoader workers. `--from-strips DIR` first encodes Weizmann-style frame strips to H.264
+Data mode (`--data`) times training clips (and decoded frames) per second from the video files in
+`--videos` (any layout VideoDataModule reads) against the same clips read from a prepared dataset
+(`--prepared`, prepared from the videos by gan-video-prepare if it is not there yet), in the main
+process (one core: `--workers 0`, one thread) and with each `--workers` count of DataLoader workers,
+and the bytes per clip of each on disk against raw uint8. `--from-strips DIR` first encodes Weizmann-style frame strips to H.264
 mp4 class folders in `--videos`; `--synthetic N` writes N synthetic H.264 videos there instead.
 
 Model mode also counts FLOPs per clip (``torch.utils.flop_counter``: matmuls and convolutions) for a
@@ -183,13 +184,14 @@ def _endless(loader):
 
 
 def data_benchmark(args) -> dict:
-    """Clips per second of VideoClips over video files vs prepared shards (see the module docstring)."""
+    """Clips per second of VideoClips over video files vs a prepared dataset (see the module docstring)."""
     import tempfile
 
     import torch
 
     from gan_video.data import VideoDataModule
     from gan_video.data.prepare import prepare_dataset
+    from gan_video.data.streaming import SIDE_FILE, load_info
 
     torch.set_num_threads(args.threads or 1)
     videos = Path(args.videos)
@@ -198,18 +200,18 @@ def data_benchmark(args) -> dict:
     if args.synthetic and not videos.exists():
         print(f"writing {synthetic_videos(videos, args.synthetic, args.video_size)} synthetic "
               f"{args.video_size}px H.264 videos in {videos}")
-    shards = Path(args.shards or tempfile.mkdtemp(prefix="gan_video_shards_"))
+    prepared = Path(args.prepared or tempfile.mkdtemp(prefix="gan_video_prepared_"))
     common = dict(resolution=args.resolution, frames=args.frames, stride=args.stride,
                   batch_size=args.batch_size, seed=0, verbose=False, scan_cache=False,
                   class_captions=args.class_captions)
     span = (args.frames - 1) * args.stride + 1
     prep_s = None
-    if not (shards / "index.json").exists():
+    if not (prepared / SIDE_FILE).exists():
         t0 = time.perf_counter()
-        prepare_dataset(str(shards), str(videos), size=args.resolution, min_frames=span,
-                        class_captions=args.class_captions, progress=False)
+        prepare_dataset(str(prepared), str(videos), size=args.resolution, min_frames=span,
+                        class_captions=args.class_captions, progress=False, workers=args.prepare_workers)
         prep_s = time.perf_counter() - t0
-    sources = {"videos": dict(root=str(videos)), "shards": dict(root=str(shards), format="shards")}
+    sources = {"videos": dict(root=str(videos)), "prepared": dict(root=str(prepared))}
     rows = []
     for workers in args.workers:
         for name, kw in sources.items():
@@ -226,23 +228,31 @@ def data_benchmark(args) -> dict:
             dt = time.perf_counter() - t0
             clips = args.batches * args.batch_size
             rows.append({"source": name, "workers": workers, "clips_per_second": round(clips / dt, 1),
+                         "frames_per_second": round(clips * args.frames / dt, 1),
                          "ms_per_clip": round(1000 * dt / clips, 2), "setup_s": round(setup_s, 3),
                          "videos": len(dm.entries)})
             del loader
-    size = sum(f.stat().st_size for f in videos.rglob("*") if f.is_file())
-    shard_size = sum(f.stat().st_size for f in shards.glob("*.npy"))
-    res = {"videos": str(videos), "video_bytes": size, "shards": str(shards), "shard_bytes": shard_size,
+    info = load_info(str(prepared))
+    frames_total = sum(v["frames"] for v in info["videos"])
+    size = sum(f.stat().st_size for f in videos.rglob("*") if f.is_file() and f.suffix != ".json")
+    prepared_size = sum(f.stat().st_size for f in prepared.glob("*.bin"))
+    video_frames = sum(e.frames for e in VideoDataModule(**common, root=str(videos)).entries)
+    per_clip = {"videos": size / video_frames * args.frames, "prepared": prepared_size / frames_total * args.frames,
+                "raw uint8": args.frames * args.resolution ** 2 * 3}
+    res = {"videos": str(videos), "video_bytes": size, "prepared": str(prepared), "prepared_bytes": prepared_size,
+           "bytes_per_clip": {k: round(v) for k, v in per_clip.items()},
            "prepare_seconds": None if prep_s is None else round(prep_s, 2),
            "clip": f"{args.frames}x{args.resolution}x{args.resolution}, stride {args.stride}",
            "batch_size": args.batch_size, "batches": args.batches,
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "rows": rows}
     print(f"{res['clip']}, batch {args.batch_size}, {args.batches} timed batches; {rows[0]['videos']} "
-          f"videos, {size / 2**20:.1f} MiB of video vs {shard_size / 2**20:.1f} MiB of shards"
+          f"videos, {size / 2**20:.1f} MiB of video vs {prepared_size / 2**20:.1f} MiB prepared"
           + (f" (prepared in {prep_s:.1f} s)" if prep_s else ""))
-    print(f"{'source':>8s} {'workers':>8s} {'clips/s':>9s} {'ms/clip':>9s} {'setup s':>8s}")
+    print("bytes per clip: " + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in per_clip.items()))
+    print(f"{'source':>8s} {'workers':>8s} {'clips/s':>9s} {'frames/s':>9s} {'ms/clip':>9s} {'setup s':>8s}")
     for r in rows:
-        print(f"{r['source']:>8s} {r['workers']:>8d} {r['clips_per_second']:>9.1f} {r['ms_per_clip']:>9.2f} "
-              f"{r['setup_s']:>8.3f}")
+        print(f"{r['source']:>8s} {r['workers']:>8d} {r['clips_per_second']:>9.1f} {r['frames_per_second']:>9.1f} "
+              f"{r['ms_per_clip']:>9.2f} {r['setup_s']:>8.3f}")
     return res
 
 
@@ -260,13 +270,15 @@ def main(argv=None) -> None:
     p.add_argument("--markdown", default=None, help="append the result as a row of a markdown table to this file")
     p.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --data.init_args.batch_size=32")
     d = p.add_argument_group("data mode")
-    d.add_argument("--data-only", action="store_true", help="benchmark data loading, not the model")
+    d.add_argument("--data", "--data-only", dest="data_only", action="store_true",
+                   help="benchmark data loading, not the model")
     d.add_argument("--videos", default="data/datasets/bench_videos", help="video dataset folder")
     d.add_argument("--from-strips", default=None, help="encode these frame strips to mp4 in --videos first")
     d.add_argument("--synthetic", type=int, default=0, help="write this many synthetic mp4s in --videos first")
     d.add_argument("--video-size", type=int, default=256, help="height of the synthetic videos")
     d.add_argument("--class-captions", default=None)
-    d.add_argument("--shards", default=None, help="shard folder (prepared from --videos if it has no index)")
+    d.add_argument("--prepared", default=None, help="prepared dataset folder (prepared from --videos if unfinished)")
+    d.add_argument("--prepare-workers", type=int, default=0, help="processes of the preparation (0: one per core)")
     d.add_argument("--resolution", type=int, default=64)
     d.add_argument("--frames", type=int, default=16)
     d.add_argument("--stride", type=int, default=1)

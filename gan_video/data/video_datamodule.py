@@ -12,9 +12,9 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
 from .resumable import ResumableDataModule, data_loader
-from .shards import load_index
+from .streaming import load_info
 from .video import (FORMATS, VideoFormat, EpochIndexSampler, PromptItems, RealClips, VideoClips, check_templates,
-                    fingerprint, list_videos, load_class_captions)
+                    detect_format, fingerprint, list_videos, load_class_captions)
 
 
 @rank_zero_only
@@ -26,10 +26,11 @@ class VideoDataModule(ResumableDataModule):
     """Clips of real videos for training, fixed prompts for validation.
 
     Args:
-        root: the dataset folder (class folders, frame folders, strips or prepared shards); for a
-            caption file, the folder its paths are relative to (default: the caption file's folder).
+        root: the dataset folder (class folders, frame folders, strips) or a prepared dataset (a
+            folder or ``s3://bucket/prefix`` written by ``gan-video-prepare``); for a caption file,
+            the folder its paths are relative to (default: the caption file's folder).
         format: ``auto`` (detected from ``root`` / ``caption_file``), ``captions``, ``classes``,
-            ``frames``, ``strips`` or ``shards`` (see :mod:`gan_video.data.video`).
+            ``frames``, ``strips`` or ``litdata`` (see :mod:`gan_video.data.video`).
         caption_file: CSV or JSONL of ``path, caption`` rows (optional ``start``, ``end`` seconds).
         class_captions: class folder name -> caption (or list of synonyms), as a dict or the path of
             a JSON file; classes without an entry use their folder name (``playing_golf`` ->
@@ -88,15 +89,21 @@ class VideoDataModule(ResumableDataModule):
         """``(format, usable entries, skips)``, scanning the data on first use (prints the summary)."""
         if self._index is None:
             hp = self.hparams
+            if hp.format == "shards" or (hp.format == "auto" and hp.root and not hp.caption_file
+                                         and detect_format(hp.root, None) == "shards"):
+                raise ValueError(f"{hp.root!r} holds .npy shards of an older gan_video, which training no longer "
+                                 f"reads; convert them once: gan-video-prepare --format shards --root {hp.root} "
+                                 f"--out {str(hp.root).rstrip('/')}_litdata --size <their size>, then train with "
+                                 "data.root set to the new folder")
             self._index = list_videos(hp.format, hp.root, hp.caption_file, hp.class_captions, hp.templates,
                                       hp.classes, min_frames=self.span, cache=hp.scan_cache, progress=hp.verbose)
             fmt, entries, skips = self._index
-            if fmt == "shards":
-                size = load_index(hp.root)["size"]
+            if fmt == "litdata":
+                size = load_info(hp.root)["size"]
                 if size < hp.resolution:
-                    raise ValueError(f"the shards in {hp.root!r} hold {size}px frames, less than "
-                                     f"data.resolution {hp.resolution}; prepare them again with "
-                                     f"--size {hp.resolution}")
+                    raise ValueError(f"the dataset prepared in {hp.root!r} holds {size}px frames, less than "
+                                     f"data.resolution {hp.resolution}; prepare it again with "
+                                     f"gan-video-prepare --size {hp.resolution}")
             if hp.verbose:
                 _report(skips.summary(len(entries)) + f" ({fmt}, {self.span}-frame clips)")
         return self._index
@@ -132,9 +139,11 @@ class VideoDataModule(ResumableDataModule):
         return caps
 
     def train_dataloader(self) -> DataLoader:
-        hp = self.hparams  # no loader seed: worker seeds come from torch's global RNG, as they always have
+        hp = self.hparams
         sampler = self.resumed(EpochIndexSampler(self.epoch_size, hp.seed))
-        return data_loader(self.train_set, hp.batch_size, sampler, hp.num_workers)
+        # the loader's own generator: worker processes draw no number from torch's global stream,
+        # which a resumed run would otherwise draw at another point than an uninterrupted one
+        return data_loader(self.train_set, hp.batch_size, sampler, hp.num_workers, seed=hp.seed)
 
     # -- for metrics and text encoders
     def all_captions(self) -> list[str]:

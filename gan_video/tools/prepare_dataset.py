@@ -1,6 +1,7 @@
-"""``python tools/prepare_dataset.py --root VIDEOS --out SHARDS --size 64``: pre-decode a video dataset
-to memory-mapped uint8 shards (see :mod:`gan_video.data.shards`), then train with
-``--data.init_args.format shards --data.init_args.root SHARDS``."""
+"""``gan-video-prepare --root VIDEOS --out PREPARED --size 64``: decode a video dataset once, fit its
+frames to the training size and store them compressed as LitData chunks, in a folder or under
+``s3://bucket/prefix`` (see :mod:`gan_video.data.streaming`); then train with
+``--data.init_args.root PREPARED`` (the format is detected)."""
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="prepare_dataset", description=__doc__.split("\n\n")[0].strip("`"))
     p.add_argument("--root", help="dataset folder (class folders, frame folders, strips; or the folder "
                                   "a caption file's paths are relative to)")
-    p.add_argument("--out", required=True, help="shard folder to write")
+    p.add_argument("--out", required=True, help="folder or s3://bucket/prefix to write the prepared dataset to")
     p.add_argument("--size", type=int, default=64, help="frame size: short side resized to it, centre "
                                                        "crop (use the training resolution)")
-    p.add_argument("--format", default="auto", choices=["auto", "captions", "classes", "frames", "strips"])
+    p.add_argument("--format", default="auto", choices=["auto", "captions", "classes", "frames", "strips", "shards"],
+                   help="layout of --root (shards: a folder of an older gan_video's .npy shards, to convert)")
     p.add_argument("--caption-file", help="CSV or JSONL of path,caption[,start,end] rows")
     p.add_argument("--class-captions", help="JSON file mapping class folder names to captions")
     p.add_argument("--templates", nargs="+", help="caption templates for class captions, e.g. 'a video of {}'")
@@ -24,9 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min-frames", type=int, default=1, help="skip shorter videos (e.g. the training "
                                                              "clip span, (frames-1)*stride+1)")
     p.add_argument("--max-frames", type=int, help="keep only the first frames of longer videos")
-    p.add_argument("--shard-mb", type=int, default=1024, help="approximate size of one shard file")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes")
-    p.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
+    p.add_argument("--quality", type=int, default=90, help="WebP quality of the stored frames (1-100)")
+    p.add_argument("--chunk-mb", type=int, default=64, help="approximate size of one LitData chunk")
+    p.add_argument("--workers", type=int, default=0, help="encoding processes (0: one per CPU core)")
+    p.add_argument("--overwrite", action="store_true", help="replace a prepared dataset already in --out")
     p.add_argument("--json", help="write the result summary here")
     args = p.parse_args(argv)
     from ..data.prepare import prepare_dataset
@@ -35,11 +38,12 @@ def main(argv: list[str] | None = None) -> None:
         try:
             res = prepare_dataset(args.out, args.root, args.size, args.format, args.caption_file,
                                   args.class_captions, args.templates, args.classes, args.min_frames,
-                                  args.max_frames, args.shard_mb, args.workers, args.overwrite)
+                                  args.max_frames, args.workers, args.overwrite, quality=args.quality,
+                                  chunk_mb=args.chunk_mb)
         except FileExistsError as err:
             raise ValueError(str(err)) from None
-        print(f"wrote {res['videos']} videos, {res['frames']} frames ({res['bytes'] / 2**20:.1f} MiB) "
-              f"in {res['shards']} shard(s) to {res['out']}")
+        print(f"wrote {res['videos']} videos, {res['frames']} frames in {res['bytes'] / 2**20:.1f} MiB "
+              f"({res['raw_bytes'] / max(res['bytes'], 1):.1f}x smaller than raw uint8) to {res['out']}")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=2)

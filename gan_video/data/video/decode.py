@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..shards import open_shard
+from ..streaming import read_item_frames
 from .entry import Entry, ReadError, Unusable, list_images
 
 
@@ -77,6 +78,11 @@ def _strip(path: str) -> np.ndarray:  # decode each JPEG once per worker, not on
 
 def read_frames(entry: Entry, offsets: Sequence[int]) -> np.ndarray:
     """Frames ``offsets`` (relative to the entry's first frame) as uint8 ``[T, H, W, 3]``."""
+    if entry.kind == "litdata":     # ``first`` is the item: its frames count from 0
+        try:
+            return read_item_frames(entry.path, entry.first, [int(o) for o in offsets])
+        except (OSError, ValueError, IndexError, KeyError) as err:
+            raise ReadError(f"{entry.source or entry.path} (item {entry.first}): {err}") from None
     idx = [entry.first + int(o) for o in offsets]
     try:
         if entry.kind == "video":

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence, get_args
 
 from ..shards import INDEX, load_index, shard_paths
+from ..streaming import SIDE_FILE, is_remote, load_info, looks_prepared
 from .captions import CaptionMap, caption_variants, check_templates, class_key, load_class_captions
 from .entry import IMAGE_EXTS, VIDEO_EXTS, Entry, Skips, list_images, natural_key
 from .probing import scan, scan_cache_file
 
-VideoFormat = Literal["auto", "captions", "classes", "frames", "strips", "shards"]
+VideoFormat = Literal["auto", "captions", "classes", "frames", "strips", "litdata", "shards"]
 FORMATS = get_args(VideoFormat)
 
 
@@ -40,13 +41,16 @@ def _looks_like_strip(image: Path) -> bool:
 
 
 def detect_format(root: Optional[str], caption_file: Optional[str]) -> str:
-    """The layout of ``root``: ``captions`` when a caption file is given, ``shards`` for a folder with
-    ``index.json``, else from what the first non-empty subfolder holds."""
+    """The layout of ``root``: ``captions`` when a caption file is given, ``litdata`` for a prepared
+    dataset (``s3://...``, or a folder with LitData's chunks), ``shards`` for an older gan_video's
+    ``.npy`` shards, else from what the first non-empty subfolder holds."""
     if caption_file:
         return "captions"
     if not root:
         raise ValueError("data.root is not set; point it at the dataset folder (or set "
                          "data.caption_file for a caption-file dataset)")
+    if is_remote(root) or looks_prepared(root):
+        return "litdata"
     rootp = Path(root)
     if not rootp.is_dir():
         raise FileNotFoundError(f"data root {root!r} is not a folder; download or prepare the dataset "
@@ -64,13 +68,15 @@ def detect_format(root: Optional[str], caption_file: Optional[str]) -> str:
             return "frames"
     raise ValueError(f"cannot tell the layout of {root!r}: expected class folders of videos "
                      "(root/<class>/*.mp4), folders of frames (root/<video>/*.jpg), frame strips "
-                     "(root/<class>/*.jpg) or prepared shards (root/index.json); set data.format, or "
+                     "(root/<class>/*.jpg) or a prepared dataset (gan-video-prepare); set data.format, or "
                      "data.caption_file for a caption file")
 
 
 def list_class_folders(root: str, layout: str, class_captions: dict, templates: Sequence[str],
                        classes: Optional[Sequence[str]], skips: Skips) -> list[Entry]:
     """Candidates of the ``classes``, ``frames`` and ``strips`` layouts (see :mod:`gan_video.data.video`)."""
+    if is_remote(root) or looks_prepared(root):
+        return "litdata"
     rootp = Path(root)
     if not rootp.is_dir():
         raise FileNotFoundError(f"data root {root!r} is not a folder; download the dataset there "
@@ -215,6 +221,14 @@ def shard_entries(root: str) -> list[Entry]:
             for v in index["videos"]]
 
 
+def prepared_entries(root: str) -> list[Entry]:
+    """The videos of a prepared dataset (:mod:`gan_video.data.streaming`) as :class:`Entry` items."""
+    info = load_info(root)
+    return [Entry(root, "litdata", tuple(v["captions"]), label=v.get("label") or "", first=k,
+                  frames=int(v["frames"]), fps=v.get("fps") or 0.0, source=v.get("source") or "")
+            for k, v in enumerate(info["videos"])]
+
+
 def list_videos(format: str = "auto", root: Optional[str] = None, caption_file: Optional[str] = None,
                 class_captions: CaptionMap = None, templates: Optional[Sequence[str]] = None,
                 classes: Optional[Sequence[str]] = None, min_frames: int = 1, cache: bool = True,
@@ -225,8 +239,8 @@ def list_videos(format: str = "auto", root: Optional[str] = None, caption_file: 
         raise ValueError(f"data.format {format!r} is unknown; choose one of {FORMATS}")
     fmt = detect_format(root, caption_file) if format == "auto" else format
     skips = Skips()
-    if fmt == "shards":
-        candidates = shard_entries(root)
+    if fmt in ("shards", "litdata"):
+        candidates = shard_entries(root) if fmt == "shards" else prepared_entries(root)
         usable = []
         for e in candidates:
             if e.frames < min_frames:
@@ -273,4 +287,5 @@ def _fix_hint(fmt: str, skips: Skips) -> str:
         "captions": "a caption file of path,caption rows", "classes": "root/<class>/*.mp4",
         "frames": "root/<video>/*.jpg or root/<class>/<video>/*.jpg",
         "strips": "root/<class>/*.jpg (horizontal strips of square frames)",
-        "shards": "a folder written by tools/prepare_dataset.py"}[fmt]
+        "litdata": "a folder or s3://bucket/prefix written by gan-video-prepare",
+        "shards": "a folder of .npy shards of an older gan_video"}[fmt]
