@@ -236,7 +236,12 @@ class TextToVideoGAN(pl.LightningModule):
         hp = self.hparams
         opt_g, opt_d = self.optimizers()
         real, captions = batch["video"], list(batch["caption"])
-        if real.shape[-1] != hp.resolution or real.shape[2] != hp.frames:
+        read = batch.get("frame_index") if isinstance(batch, dict) else None     # the loader decoded these only
+        if read is not None and len(read) != self.D.cfg.sparse_frames:
+            raise ValueError(f"the data decodes {len(read)} frames per clip (data.sparse_frames) but the "
+                             f"discriminator reads {self.D.cfg.sparse_frames} (model.discriminator.sparse_frames); "
+                             "set both to the same number, or data.sparse_frames: 0")
+        if real.shape[-1] != hp.resolution or real.shape[2] != (hp.frames if read is None else len(read)):
             raise ValueError(f"data clips are {tuple(real.shape[2:])} (T, H, W) but the model makes "
                              f"({hp.frames}, {hp.resolution}, {hp.resolution}); set data.frames and "
                              "data.resolution to match the model (the CLI links them)")
@@ -253,7 +258,10 @@ class TextToVideoGAN(pl.LightningModule):
         else:
             e_g = self.embed_text(self.text_g, captions, tokens)
         times = None
-        if self.D.cfg.sparse_frames:   # StyleGAN-V: D sees a few frames per clip, at random times
+        if read is not None:           # StyleGAN-V's sparse frames, drawn and decoded by the loader
+            index = read.cpu().long()
+            times = (index.float() / max(hp.frames - 1, 1)).to(self.device)
+        elif self.D.cfg.sparse_frames:   # StyleGAN-V: D sees a few frames per clip, at random times
             index = torch.randperm(hp.frames)[: self.D.cfg.sparse_frames].sort().values
             times = (index.float() / max(hp.frames - 1, 1)).to(self.device)
             real = real[:, :, index.to(self.device)]

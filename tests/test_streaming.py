@@ -97,10 +97,10 @@ def test_prepare_into_a_bucket_and_train_streaming_from_it(tmp_path, s3):
     assert any(not torch.equal(before[k], v) for k, v in params(model).items() if k.startswith("G."))
 
 
-@pytest.mark.parametrize("source", ["videos", "prepared"])
+@pytest.mark.parametrize("source", ["videos", "prepared", "sparse"])
 def test_resumed_run_over_a_prepared_dataset_continues_identically(tmp_path, source):
     """Checkpoint every batch, resume mid-epoch from one: the same weights after 6 batches (over the
-    video folder too, the path the prepared one must match)."""
+    video folder too, the path the prepared one must match; and with sparse batches)."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -111,12 +111,16 @@ def test_resumed_run_over_a_prepared_dataset_continues_identically(tmp_path, sou
 
     def run(ckpt=None, save=False):
         pl.seed_everything(0)
-        model = TextToVideoGAN(**copy.deepcopy(TINY))
+        cfg = copy.deepcopy(TINY)
+        if source == "sparse":
+            cfg["discriminator"]["sparse_frames"] = 3
+        model = TextToVideoGAN(**cfg)
         cbs = [ModelCheckpoint(dirpath=str(tmp_path / "ck"), filename="{step}", save_top_k=-1,
                                every_n_train_steps=2)] if save else []
         trainer = tiny_trainer(tmp_path, max_steps=12, callbacks=cbs, enable_checkpointing=save)
-        root = tmp_path / ("p" if source == "prepared" else "videos")
-        trainer.fit(model, datamodule=data(str(root), num_workers=1, hflip=True), ckpt_path=ckpt)
+        root = tmp_path / ("videos" if source == "videos" else "p")
+        dm = data(str(root), num_workers=1, hflip=True, sparse_frames=3 if source == "sparse" else 0)
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt)
         return model
 
     straight = run(save=True)                                   # 4 batches an epoch, 6 batches
@@ -162,3 +166,33 @@ def test_two_gloo_ranks_read_disjoint_clips_of_a_prepared_dataset(tmp_path):
         mine = [sorted(i for x in r if x["epoch"] == epoch for i in x["items"]) for r in ranks]
         assert len(mine[0]) == len(mine[1]) == 4 and not set(mine[0]) & set(mine[1]), mine
         assert sorted(mine[0] + mine[1]) == list(range(8))
+
+
+def test_sparse_batches_decode_only_the_frames_the_discriminator_reads(tmp_path):
+    """data.sparse_frames: k frames per clip, positions shared by the batch and drawn from the batch's
+    first item; they are the dense clip's frames at those positions; a sparse model trains on them,
+    and a model whose discriminator reads another number of frames says which settings to match."""
+    import pytorch_lightning as pl
+
+    from gan_video.module import TextToVideoGAN
+
+    make_videos(tmp_path / "videos", n=8)
+    prepare_dataset(str(tmp_path / "p"), str(tmp_path / "videos"), size=64, min_frames=8, progress=False)
+    sparse, dense = data(str(tmp_path / "p"), sparse_frames=3, hflip=True), data(str(tmp_path / "p"), hflip=True)
+    sparse.setup("fit"), dense.setup("fit")
+    batch = next(iter(sparse.train_dataloader()))
+    index = batch["frame_index"].tolist()
+    assert batch["video"].shape == (2, 3, 3, 64, 64) and index == sorted(set(index)) and max(index) < 8
+    for row, i in enumerate(batch["index"].tolist()):
+        item = next(k for k in range(16) if k % 8 == i and sparse.train_set.params(k)["start"] == batch["start"][row])
+        assert torch.equal(batch["video"][row], dense.train_set[item]["video"][:, index])
+    assert sparse.train_set.sparse_index(5) == sparse.train_set.sparse_index(5)
+
+    cfg = copy.deepcopy(TINY)
+    cfg["discriminator"]["sparse_frames"] = 3
+    pl.seed_everything(0)
+    model = TextToVideoGAN(**cfg)
+    tiny_trainer(tmp_path, max_steps=4).fit(model, datamodule=data(str(tmp_path / "p"), sparse_frames=3))
+    assert int(model.batches) == 2 and all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="data.sparse_frames.*model.discriminator.sparse_frames"):
+        tiny_trainer(tmp_path, max_steps=2).fit(TextToVideoGAN(**cfg), datamodule=data(str(tmp_path / "p"), sparse_frames=2))

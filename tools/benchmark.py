@@ -183,6 +183,26 @@ def _endless(loader):
         epoch += 1
 
 
+def prepared_psnr(videos, prepared, size: int, count: int = 8, frames: int = 32) -> float:
+    """PSNR (dB) of a prepared dataset's frames against the same frames decoded from the videos and
+    fitted as training fits them: the first ``frames`` of the first ``count`` videos."""
+    import numpy as np
+
+    from gan_video.data.video import fit_frames, read_frames
+
+    by_source = {e.source: e for e in prepared}
+    err, n = 0.0, 0
+    for e in videos[:count]:
+        p = next((q for s, q in by_source.items() if e.path.endswith(s)), None)
+        if p is None:
+            continue
+        k = min(frames, e.frames, p.frames)
+        a = fit_frames(read_frames(e, range(k)), size).numpy().astype(np.float64)
+        b = read_frames(p, range(k)).astype(np.float64)
+        err, n = err + ((a - b) ** 2).sum(), n + a.size
+    return float(10 * np.log10(255.0 ** 2 / (err / n))) if n and err else float("inf")
+
+
 def data_benchmark(args) -> dict:
     """Clips per second of VideoClips over video files vs a prepared dataset (see the module docstring)."""
     import tempfile
@@ -209,9 +229,14 @@ def data_benchmark(args) -> dict:
     if not (prepared / SIDE_FILE).exists():
         t0 = time.perf_counter()
         prepare_dataset(str(prepared), str(videos), size=args.resolution, min_frames=span,
-                        class_captions=args.class_captions, progress=False, workers=args.prepare_workers)
+                        class_captions=args.class_captions, progress=False, workers=args.prepare_workers,
+                        quality=args.quality)
         prep_s = time.perf_counter() - t0
     sources = {"videos": dict(root=str(videos)), "prepared": dict(root=str(prepared))}
+    if args.sparse_frames:       # today's dense reading of the videos, against sparse reading of both
+        sources = {"videos": dict(root=str(videos)), "prepared": dict(root=str(prepared)),
+                   f"videos, sparse {args.sparse_frames}": dict(root=str(videos), sparse_frames=args.sparse_frames),
+                   f"prepared, sparse {args.sparse_frames}": dict(root=str(prepared), sparse_frames=args.sparse_frames)}
     rows = []
     for workers in args.workers:
         for name, kw in sources.items():
@@ -227,8 +252,9 @@ def data_benchmark(args) -> dict:
                 next(loader)
             dt = time.perf_counter() - t0
             clips = args.batches * args.batch_size
+            decoded = kw.get("sparse_frames") or args.frames          # frames decoded per clip
             rows.append({"source": name, "workers": workers, "clips_per_second": round(clips / dt, 1),
-                         "frames_per_second": round(clips * args.frames / dt, 1),
+                         "frames_per_second": round(clips * decoded / dt, 1),
                          "ms_per_clip": round(1000 * dt / clips, 2), "setup_s": round(setup_s, 3),
                          "videos": len(dm.entries)})
             del loader
@@ -237,10 +263,12 @@ def data_benchmark(args) -> dict:
     size = sum(f.stat().st_size for f in videos.rglob("*") if f.is_file() and f.suffix != ".json")
     prepared_size = sum(f.stat().st_size for f in prepared.glob("*.bin"))
     video_frames = sum(e.frames for e in VideoDataModule(**common, root=str(videos)).entries)
+    psnr = prepared_psnr(VideoDataModule(**common, root=str(videos)).entries,
+                         VideoDataModule(**common, root=str(prepared)).entries, args.resolution)
     per_clip = {"videos": size / video_frames * args.frames, "prepared": prepared_size / frames_total * args.frames,
                 "raw uint8": args.frames * args.resolution ** 2 * 3}
     res = {"videos": str(videos), "video_bytes": size, "prepared": str(prepared), "prepared_bytes": prepared_size,
-           "bytes_per_clip": {k: round(v) for k, v in per_clip.items()},
+           "bytes_per_clip": {k: round(v) for k, v in per_clip.items()}, "prepared_psnr_db": round(psnr, 2),
            "prepare_seconds": None if prep_s is None else round(prep_s, 2),
            "clip": f"{args.frames}x{args.resolution}x{args.resolution}, stride {args.stride}",
            "batch_size": args.batch_size, "batches": args.batches,
@@ -248,10 +276,11 @@ def data_benchmark(args) -> dict:
     print(f"{res['clip']}, batch {args.batch_size}, {args.batches} timed batches; {rows[0]['videos']} "
           f"videos, {size / 2**20:.1f} MiB of video vs {prepared_size / 2**20:.1f} MiB prepared"
           + (f" (prepared in {prep_s:.1f} s)" if prep_s else ""))
-    print("bytes per clip: " + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in per_clip.items()))
-    print(f"{'source':>8s} {'workers':>8s} {'clips/s':>9s} {'frames/s':>9s} {'ms/clip':>9s} {'setup s':>8s}")
+    print("bytes per clip: " + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in per_clip.items())
+          + f"; prepared frames {psnr:.2f} dB PSNR against the videos' decoded frames")
+    print(f"{'source':>20s} {'workers':>8s} {'clips/s':>9s} {'frames/s':>9s} {'ms/clip':>9s} {'setup s':>8s}")
     for r in rows:
-        print(f"{r['source']:>8s} {r['workers']:>8d} {r['clips_per_second']:>9.1f} {r['frames_per_second']:>9.1f} "
+        print(f"{r['source']:>20s} {r['workers']:>8d} {r['clips_per_second']:>9.1f} {r['frames_per_second']:>9.1f} "
               f"{r['ms_per_clip']:>9.2f} {r['setup_s']:>8.3f}")
     return res
 
@@ -279,11 +308,14 @@ def main(argv=None) -> None:
     d.add_argument("--class-captions", default=None)
     d.add_argument("--prepared", default=None, help="prepared dataset folder (prepared from --videos if unfinished)")
     d.add_argument("--prepare-workers", type=int, default=0, help="processes of the preparation (0: one per core)")
+    d.add_argument("--quality", type=int, default=95, help="WebP quality of the prepared frames")
     d.add_argument("--resolution", type=int, default=64)
     d.add_argument("--frames", type=int, default=16)
     d.add_argument("--stride", type=int, default=1)
     d.add_argument("--batch-size", type=int, default=16)
     d.add_argument("--batches", type=int, default=20)
+    d.add_argument("--sparse-frames", type=int, default=0,
+                   help="also time data.sparse_frames: k (only the k frames a sparse D reads are decoded)")
     d.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     args = p.parse_args(argv)
     reference = round(machine_reference(), 1)

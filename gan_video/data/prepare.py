@@ -70,7 +70,7 @@ def prepare_dataset(out: str, root: Optional[str] = None, size: int = 64, format
                     caption_file: Optional[str] = None, class_captions: CaptionMap = None,
                     templates: Optional[Sequence[str]] = None, classes: Optional[Sequence[str]] = None,
                     min_frames: int = 1, max_frames: Optional[int] = None, workers: int = 0,
-                    overwrite: bool = False, progress: bool = True, quality: int = 90,
+                    overwrite: bool = False, progress: bool = True, quality: int = 95,
                     chunk_mb: int = 64) -> dict:
     """Prepare a dataset (any layout :func:`.video.list_videos` reads, old ``.npy`` shards included)
     as LitData chunks in ``out`` (a folder or ``s3://bucket/prefix``): see :mod:`.streaming`.

@@ -46,19 +46,20 @@ class EpochShuffle(Sampler[int]):
 
 
 def data_loader(dataset: Dataset, batch_size: int, sampler: Optional[EpochShuffle] = None,
-                num_workers: int = 0, seed: Optional[int] = None) -> DataLoader:
+                num_workers: int = 0, seed: Optional[int] = None, collate_fn=None) -> DataLoader:
     """The DataLoader of a data module.
 
     Training (``sampler`` given): batches of ``batch_size`` in the sampler's order, the last partial
     batch dropped, ``num_workers`` persistent worker processes, pinned memory when CUDA is there;
-    ``seed`` seeds the loader's own generator (worker seeds), else they come from torch's global RNG.
+    ``seed`` seeds the loader's own generator (worker seeds), else they come from torch's global RNG;
+    ``collate_fn`` replaces the default collation (a sparse video dataset decodes there).
     Validation (no sampler): every item in order, batches of at least 32, in the main process.
     """
     if sampler is None:
         return DataLoader(dataset, batch_size=max(batch_size, 32), shuffle=False)
     return DataLoader(dataset, batch_size=batch_size, drop_last=True, sampler=sampler,
                       num_workers=num_workers, persistent_workers=num_workers > 0,
-                      pin_memory=torch.cuda.is_available(),
+                      pin_memory=torch.cuda.is_available(), collate_fn=collate_fn,
                       generator=None if seed is None else torch.Generator().manual_seed(seed))
 
 

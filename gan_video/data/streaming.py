@@ -56,7 +56,7 @@ def allow_plain_http() -> None:
 
 
 # ----------------------------------------------------------------------------------------- codec
-def encode_frames(frames: np.ndarray, codec: str = "webp", quality: int = 90) -> tuple[bytes, np.ndarray]:
+def encode_frames(frames: np.ndarray, codec: str = "webp", quality: int = 95) -> tuple[bytes, np.ndarray]:
     """uint8 ``[n, S, S, 3]`` (RGB) -> ``(blob, offsets)``: each frame compressed on its own (lossy
     WebP at ``quality``; tools/codec_study.py compared it with JPEG and H.264, docs/benchmarks.md)."""
     import cv2
@@ -93,7 +93,7 @@ def decode_frames(blob: bytes, offsets: np.ndarray, indices: Sequence[int], code
     return np.ascontiguousarray(np.stack(out))
 
 
-def make_item(frames: np.ndarray, meta: dict, codec: str = "webp", quality: int = 90) -> dict:
+def make_item(frames: np.ndarray, meta: dict, codec: str = "webp", quality: int = 95) -> dict:
     blob, offsets = encode_frames(frames, codec, quality)
     return {"frames": blob, "offsets": offsets, "meta": json.dumps(meta, ensure_ascii=False)}
 

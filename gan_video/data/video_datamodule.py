@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from .resumable import ResumableDataModule, data_loader
 from .streaming import load_info
-from .video import (FORMATS, VideoFormat, EpochIndexSampler, PromptItems, RealClips, VideoClips, check_templates,
+from .video import (FORMATS, VideoFormat, EpochIndexSampler, PromptItems, RealClips, SparseBatch, VideoClips,
+                    check_templates,
                     detect_format, fingerprint, list_videos, load_class_captions)
 
 
@@ -56,6 +57,10 @@ class VideoDataModule(ResumableDataModule):
         scan_cache: cache each file's probe (frame count, fps) by size and mtime in
             ``$GAN_VIDEO_CACHE/video_scan``.
         verbose: print the one-line summary of usable and skipped videos at setup.
+        sparse_frames: decode only this many frames of each training clip, at random clip positions
+            shared by the batch, for a discriminator that reads no others (set it to
+            ``model.discriminator.sparse_frames``; the module checks). 0 (default): every frame.
+            Measured in docs/benchmarks.md (data loading).
     """
 
     def __init__(self, root: Optional[str] = None, format: VideoFormat = "auto", caption_file: Optional[str] = None,
@@ -64,7 +69,8 @@ class VideoDataModule(ResumableDataModule):
                  resolution: int = 64, frames: int = 16, stride: int = 1, batch_size: int = 16,
                  num_workers: int = 2, hflip: bool = False, seed: int = 0,
                  val_prompts: Optional[list[str]] = None, val_per_prompt: int = 1, max_val_prompts: int = 16,
-                 clips_per_epoch: Optional[int] = None, scan_cache: bool = True, verbose: bool = True):
+                 clips_per_epoch: Optional[int] = None, scan_cache: bool = True, verbose: bool = True,
+                 sparse_frames: int = 0):
         super().__init__()
         self.save_hyperparameters()
         if format not in FORMATS:
@@ -120,7 +126,7 @@ class VideoDataModule(ResumableDataModule):
                              f"fewer than data.batch_size {hp.batch_size}; lower the batch size or set "
                              "data.clips_per_epoch")
         self.train_set = VideoClips(entries, hp.resolution, hp.frames, hp.stride, train=True,
-                                    hflip=hp.hflip, seed=hp.seed)
+                                    hflip=hp.hflip, seed=hp.seed, sparse=hp.sparse_frames)
         self.val_set = PromptItems(self.validation_prompts(), hp.val_per_prompt)
 
     @property
@@ -143,7 +149,8 @@ class VideoDataModule(ResumableDataModule):
         sampler = self.resumed(EpochIndexSampler(self.epoch_size, hp.seed))
         # the loader's own generator: worker processes draw no number from torch's global stream,
         # which a resumed run would otherwise draw at another point than an uninterrupted one
-        return data_loader(self.train_set, hp.batch_size, sampler, hp.num_workers, seed=hp.seed)
+        return data_loader(self.train_set, hp.batch_size, sampler, hp.num_workers, seed=hp.seed,
+                           collate_fn=SparseBatch(self.train_set) if hp.sparse_frames else None)
 
     # -- for metrics and text encoders
     def all_captions(self) -> list[str]:

@@ -30,13 +30,13 @@ The pipeline, one module per step (this package only re-exports their public nam
    chosen item.
 """
 from .captions import CaptionMap, caption_variants, check_templates, class_caption, load_class_captions
-from .datasets import EpochIndexSampler, PromptItems, RealClips, VideoClips, fingerprint
+from .datasets import EpochIndexSampler, PromptItems, RealClips, SparseBatch, VideoClips, fingerprint
 from .decode import decode_video, fit_frames, iter_decoded, read_frames
 from .entry import Entry, ReadError, Skips, Unusable
 from .listing import FORMATS, VideoFormat, detect_format, list_videos, shard_entries
 from .probing import scan
 
-__all__ = ["CaptionMap", "caption_variants", "check_templates", "class_caption", "load_class_captions",
+__all__ = ["SparseBatch", "CaptionMap", "caption_variants", "check_templates", "class_caption", "load_class_captions",
            "EpochIndexSampler", "PromptItems", "RealClips", "VideoClips", "fingerprint",
            "decode_video", "fit_frames", "iter_decoded", "read_frames",
            "Entry", "ReadError", "Skips", "Unusable",

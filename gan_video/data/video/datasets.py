@@ -40,17 +40,21 @@ class _Fallback(Dataset):
             try:
                 return {**self.load(j), FAULTS_KEY: "\n".join(failed)}
             except ReadError as err:
-                path = self.entry_for(j).path
-                failed.append(path)
-                self.failures[path] += 1
-                if path not in self._warned:
-                    self._warned.add(path)
-                    warnings.warn(f"video data: cannot decode {err}; using another clip instead "
-                                  "(this file is reported once)", RuntimeWarning, stacklevel=2)
+                failed.append(self.entry_for(j).path)
+                self.note_failure(j, err)
             j = int(np.random.default_rng([self.seed, i, attempt, 0xFA11]).integers(self.space))
         raise RuntimeError(f"video data: {self.retries + 1} clips in a row failed to decode "
                            f"({len(self.failures)} files so far); the dataset looks damaged: run "
                            "tools/prepare_dataset.py to find the bad files")
+
+    def note_failure(self, j: int, err: Exception) -> None:
+        """Count a failed decode of item ``j``'s file; warn once per file (per process)."""
+        path = self.entry_for(j).path
+        self.failures[path] += 1
+        if path not in self._warned:
+            self._warned.add(path)
+            warnings.warn(f"video data: cannot decode {err}; using another clip instead "
+                          "(this file is reported once)", RuntimeWarning, stacklevel=3)
 
     def _init_fallback(self, seed: int) -> None:
         self.seed, self.failures, self._warned = seed, Counter(), set()
@@ -70,13 +74,15 @@ class VideoClips(_Fallback):
     """
 
     def __init__(self, entries: Sequence[Entry], resolution: int, frames: int, stride: int = 1,
-                 train: bool = True, hflip: bool = False, seed: int = 0):
+                 train: bool = True, hflip: bool = False, seed: int = 0, sparse: int = 0):
         if not entries:
             raise ValueError("VideoClips needs at least one video")
         if frames < 1 or stride < 1:
             raise ValueError(f"frames ({frames}) and stride ({stride}) must be >= 1")
+        if sparse and not 1 <= sparse <= frames:
+            raise ValueError(f"data.sparse_frames {sparse} must be between 1 and data.frames {frames} (0: every frame)")
         self.entries, self.resolution, self.frames, self.stride = list(entries), resolution, frames, stride
-        self.train, self.hflip = train, hflip
+        self.train, self.hflip, self.sparse = train, hflip, sparse
         self.span = (frames - 1) * stride + 1
         self._init_fallback(seed)
 
@@ -97,12 +103,60 @@ class VideoClips(_Fallback):
         return dict(entry=e, start=start, crop=crop, flip=flip and self.hflip,
                     caption=e.captions[int(rng.integers(len(e.captions)))])
 
-    def load(self, i: int) -> dict:
+    def load(self, i: int, which: Optional[Sequence[int]] = None) -> dict:
+        """Item ``i``: every clip frame, or only frames ``which`` (positions in the clip)."""
         p = self.params(i)
-        frames = read_frames(p["entry"], range(p["start"], p["start"] + self.span, self.stride))
+        which = range(self.frames) if which is None else which
+        frames = read_frames(p["entry"], [p["start"] + self.stride * j for j in which])
         video = fit_frames(frames, self.resolution, p["crop"], p["flip"])
         return {"video": from_uint8(video), "caption": p["caption"], "index": i % len(self.entries),
                 "start": p["start"]}
+
+    def __getitem__(self, i: int) -> dict:
+        if not self.sparse:
+            return super().__getitem__(i)
+        # sparse: nothing is decoded here; SparseBatch decodes the frames the batch shares
+        return {"item": i}
+
+    def sparse_index(self, first: int) -> list[int]:
+        """The clip positions a sparse batch decodes: ``sparse`` distinct frames at random, in
+        order, drawn from ``(seed, first item of the batch)``, so a resumed run draws the same."""
+        rng = np.random.default_rng([self.seed, first, 0x5BA5])
+        return sorted(int(j) for j in rng.choice(self.frames, self.sparse, replace=False))
+
+
+class SparseBatch:
+    """The collate function of a sparse :class:`VideoClips` (``sparse: k``): decodes, for every clip
+    of the batch, only the ``k`` frames :meth:`VideoClips.sparse_index` draws for the batch (a
+    sparse discriminator reads nothing else), with the same fallback for files that fail to decode.
+    The batch is the usual one with ``video`` ``[B, 3, k, H, W]`` and ``frame_index`` ``[k]``."""
+
+    def __init__(self, dataset: VideoClips):
+        self.dataset = dataset
+
+    def __call__(self, items: list[dict]) -> dict:
+        import torch
+        from torch.utils.data import default_collate
+
+        ds = self.dataset
+        which = ds.sparse_index(items[0]["item"])
+        loaded = []
+        for it in items:
+            i, failed = it["item"], []
+            for attempt in range(ds.retries + 1):
+                try:
+                    loaded.append({**ds.load(i, which), FAULTS_KEY: "\n".join(failed)})
+                    break
+                except ReadError as err:
+                    failed.append(ds.entry_for(i).path)
+                    ds.note_failure(i, err)
+                    i = int(np.random.default_rng([ds.seed, it["item"], attempt, 0xFA11]).integers(ds.space))
+            else:
+                raise RuntimeError(f"video data: {ds.retries + 1} clips in a row failed to decode; the dataset "
+                                   "looks damaged: run gan-video-prepare on it to find the bad files")
+        batch = default_collate(loaded)
+        batch["frame_index"] = torch.tensor(which, dtype=torch.long)
+        return batch
 
 
 class RealClips(_Fallback):
