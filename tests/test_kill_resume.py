@@ -22,8 +22,9 @@ BATCHES = 12          # 3 epochs of 4 batches
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 
-def config(path: Path, every: int = 8) -> Path:
-    """The tiny run: a checkpoint every ``every`` optimiser steps (two per batch) and last.ckpt."""
+def config(path: Path, every: int = 8, data: dict | None = None, sparse: int = 0) -> Path:
+    """The tiny run: a checkpoint every ``every`` optimiser steps (two per batch) and last.ckpt; ``data``
+    replaces the shapes data module, ``sparse`` sets the discriminator's sparse frames."""
     cfg = {
         "seed_everything": 0,
         "threads": 1,
@@ -36,9 +37,11 @@ def config(path: Path, every: int = 8) -> Path:
                                        "every_n_train_steps": every, "save_top_k": -1, "save_last": True}},
                         {"class_path": "run_helpers.Recorder"}]},
         "model": {k: v for k, v in TINY.items() if k not in ("resolution", "frames")},
-        "data": {"class_path": "gan_video.data.ShapesDataModule",
-                 "init_args": {"resolution": 64, "frames": 8, "batch_size": 4, "train_size": 16, "num_workers": 1}},
+        "data": data or {"class_path": "gan_video.data.ShapesDataModule",
+                         "init_args": {"resolution": 64, "frames": 8, "batch_size": 4, "train_size": 16, "num_workers": 1}},
     }
+    if sparse:
+        cfg["model"]["discriminator"] = {**cfg["model"]["discriminator"], "sparse_frames": sparse}
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -131,3 +134,23 @@ def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_intact(strai
     (run / "record.jsonl").unlink()
     finish(fit(run, cfg, {}, "--ckpt_path", "ck/last.ckpt"))
     check_same(run, ref, from_batch=4)
+
+
+def test_sigkill_over_a_prepared_dataset_with_sparse_frames_then_resume_matches(tmp_path):
+    """The same kill between checkpoints over a prepared (LitData) dataset read sparsely by a data
+    worker: the resumed run continues with the same clips, frames and weights."""
+    from gan_video.data.prepare import prepare_dataset
+    from test_streaming import make_videos
+
+    make_videos(tmp_path / "videos", n=16)
+    prepare_dataset(str(tmp_path / "p"), str(tmp_path / "videos"), size=64, min_frames=8, progress=False)
+    data = {"class_path": "gan_video.data.VideoDataModule",
+            "init_args": {"root": str(tmp_path / "p"), "resolution": 64, "frames": 8, "batch_size": 4,
+                          "num_workers": 1, "hflip": True, "sparse_frames": 3, "verbose": False}}
+    ref, run = tmp_path / "straight", tmp_path / "run"
+    finish(fit(ref, config(tmp_path / "straight.yaml", data=data, sparse=3), {}))
+    cfg = config(tmp_path / "every6.yaml", every=6, data=data, sparse=3)
+    kill_when(fit(run, cfg, {"GV_PAUSE_AT_BATCH": "7"}), run, lambda r: any(x.get("batch") == 7 for x in r))
+    (run / "record.jsonl").unlink()
+    finish(fit(run, cfg, {}, "--ckpt_path", "ck/last.ckpt"))
+    check_same(run, ref, from_batch=6)
