@@ -196,3 +196,21 @@ def test_sparse_batches_decode_only_the_frames_the_discriminator_reads(tmp_path)
     assert int(model.batches) == 2 and all(torch.isfinite(p).all() for p in model.parameters())
     with pytest.raises(ValueError, match="data.sparse_frames.*model.discriminator.sparse_frames"):
         tiny_trainer(tmp_path, max_steps=2).fit(TextToVideoGAN(**cfg), datamodule=data(str(tmp_path / "p"), sparse_frames=2))
+
+
+def test_an_unexpected_error_in_a_prepare_worker_skips_that_video(tmp_path, monkeypatch):
+    """Any exception while preparing one video (not only a decode error) skips and counts it: an
+    exception escaping a LitData worker would leave the whole preparation waiting forever."""
+    from gan_video.data import prepare as prep
+
+    make_videos(tmp_path / "videos", n=4)
+    real = prep.video_frames
+
+    def flaky(entry, *args, **kw):
+        if entry.path.endswith("v2.mp4"):
+            raise RuntimeError("out of memory, say")
+        return real(entry, *args, **kw)
+
+    monkeypatch.setattr(prep, "video_frames", flaky)
+    res = prepare_dataset(str(tmp_path / "p"), str(tmp_path / "videos"), size=64, workers=2, progress=False)
+    assert res["videos"] == 3 and res["skipped"] == {"failed to prepare (RuntimeError)": 1}

@@ -57,13 +57,14 @@ class _EncodeVideo:
         e = self.entries[i]
         try:
             frames = video_frames(e, self.size, self.max_frames)
-        except ReadError:
-            Path(self.fail_dir, str(i)).touch()
+            source = os.path.relpath(e.path, self.base) if e.kind != "shard" else e.source
+            meta = {"captions": list(e.captions), "frames": int(len(frames)), "source": source, "label": e.label,
+                    "fps": e.fps, "start": e.start, "end": e.end, "size": self.size, "codec": self.codec}
+            return make_item(frames, meta, self.codec, self.quality)
+        except Exception as err:  # noqa: BLE001 - an exception in a LitData worker hangs the whole run
+            reason = "failed to decode" if isinstance(err, ReadError) else f"failed to prepare ({type(err).__name__})"
+            Path(self.fail_dir, str(i)).write_text(reason)
             return None                    # LitData writes no item for None
-        source = os.path.relpath(e.path, self.base) if e.kind != "shard" else e.source
-        meta = {"captions": list(e.captions), "frames": int(len(frames)), "source": source, "label": e.label,
-                "fps": e.fps, "start": e.start, "end": e.end, "size": self.size, "codec": self.codec}
-        return make_item(frames, meta, self.codec, self.quality)
 
 
 def prepare_dataset(out: str, root: Optional[str] = None, size: int = 64, format: str = "auto",
@@ -71,7 +72,7 @@ def prepare_dataset(out: str, root: Optional[str] = None, size: int = 64, format
                     templates: Optional[Sequence[str]] = None, classes: Optional[Sequence[str]] = None,
                     min_frames: int = 1, max_frames: Optional[int] = None, workers: int = 0,
                     overwrite: bool = False, progress: bool = True, quality: int = 95,
-                    chunk_mb: int = 64) -> dict:
+                    chunk_mb: float = 64) -> dict:
     """Prepare a dataset (any layout :func:`.video.list_videos` reads, old ``.npy`` shards included)
     as LitData chunks in ``out`` (a folder or ``s3://bucket/prefix``): see :mod:`.streaming`.
 
@@ -113,12 +114,13 @@ def prepare_dataset(out: str, root: Optional[str] = None, size: int = 64, format
     with tempfile.TemporaryDirectory() as fail_dir:
         fn = _EncodeVideo(entries, base, size, max_frames, "webp", quality, fail_dir)
         # the inputs are entry numbers (LitData's checkpoints store them as JSON)
-        optimize(fn=fn, inputs=list(range(len(entries))), output_dir=out, chunk_bytes=f"{chunk_mb}MB",
+        optimize(fn=fn, inputs=list(range(len(entries))), output_dir=out, chunk_bytes=max(1, int(chunk_mb * 1e6)),
                  num_workers=min(workers, len(entries)), mode="overwrite" if overwrite else None,
                  use_checkpoint=True, verbose=progress, keep_data_ordered=True, start_method="fork")
-        failed = sorted(int(n) for n in os.listdir(fail_dir))
+        fail_reasons = {int(n): Path(fail_dir, n).read_text() or "failed to decode" for n in os.listdir(fail_dir)}
+    failed = sorted(fail_reasons)
     for i in failed:
-        skips.add("failed to decode", entries[i].name)
+        skips.add(fail_reasons[i], entries[i].name)
     videos, stored, frames = _read_back(out, progress)
     if not videos:
         raise ValueError(f"no video could be decoded: {skips.describe()}; check the files with "

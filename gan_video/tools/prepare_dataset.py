@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
                                                              "clip span, (frames-1)*stride+1)")
     p.add_argument("--max-frames", type=int, help="keep only the first frames of longer videos")
     p.add_argument("--quality", type=int, default=95, help="WebP quality of the stored frames (1-100)")
-    p.add_argument("--chunk-mb", type=int, default=64, help="approximate size of one LitData chunk")
+    p.add_argument("--chunk-mb", type=float, default=64, help="approximate size of one LitData chunk")
     p.add_argument("--workers", type=int, default=0, help="encoding processes (0: one per CPU core)")
     p.add_argument("--overwrite", action="store_true", help="replace a prepared dataset already in --out")
     p.add_argument("--json", help="write the result summary here")
