@@ -258,13 +258,13 @@ class TextToVideoGAN(pl.LightningModule):
         else:
             e_g = self.embed_text(self.text_g, captions, tokens)
         times = None
-        if read is not None:           # StyleGAN-V's sparse frames, drawn and decoded by the loader
-            index = read.cpu().long()
+        if self.D.cfg.sparse_frames:   # StyleGAN-V: D sees a few frames per clip, at random times
+            if read is not None:       # drawn and decoded by the loader
+                index = read.cpu().long()
+            else:
+                index = torch.randperm(hp.frames)[: self.D.cfg.sparse_frames].sort().values
+                real = real[:, :, index.to(self.device)]
             times = (index.float() / max(hp.frames - 1, 1)).to(self.device)
-        elif self.D.cfg.sparse_frames:   # StyleGAN-V: D sees a few frames per clip, at random times
-            index = torch.randperm(hp.frames)[: self.D.cfg.sparse_frames].sort().values
-            times = (index.float() / max(hp.frames - 1, 1)).to(self.device)
-            real = real[:, :, index.to(self.device)]
         noise = self.G.sample_noise(b, self.device)
         fake = self.G(e_g, noise, times=times)
 

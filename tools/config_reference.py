@@ -84,7 +84,7 @@ def sections() -> list[Section]:
         Section("data.init_args", "data-video", VideoDataModule, "Args",
                 "gan_video/data/video_datamodule.py",
                 "With `data.class_path: gan_video.data.VideoDataModule`: real videos (caption files, "
-                "class folders, frame folders, strips, prepared shards)."),
+                "class folders, frame folders, strips, prepared datasets)."),
     ]
 
 

@@ -35,17 +35,21 @@ class _Fallback(Dataset):
     space = 1 << 62  # indices a substitute may take
 
     def __getitem__(self, i: int) -> dict:
+        return self.fetch(i)
+
+    def fetch(self, i: int, *args) -> dict:
+        """``self.load(i, *args)``, or that of a substitute item when its file fails to decode."""
         j, failed = i, []
         for attempt in range(self.retries + 1):
             try:
-                return {**self.load(j), FAULTS_KEY: "\n".join(failed)}
+                return {**self.load(j, *args), FAULTS_KEY: "\n".join(failed)}
             except ReadError as err:
                 failed.append(self.entry_for(j).path)
                 self.note_failure(j, err)
             j = int(np.random.default_rng([self.seed, i, attempt, 0xFA11]).integers(self.space))
         raise RuntimeError(f"video data: {self.retries + 1} clips in a row failed to decode "
                            f"({len(self.failures)} files so far); the dataset looks damaged: run "
-                           "tools/prepare_dataset.py to find the bad files")
+                           "gan-video-prepare on it to find the bad files")
 
     def note_failure(self, j: int, err: Exception) -> None:
         """Count a failed decode of item ``j``'s file; warn once per file (per process)."""
@@ -140,21 +144,7 @@ class SparseBatch:
 
         ds = self.dataset
         which = ds.sparse_index(items[0]["item"])
-        loaded = []
-        for it in items:
-            i, failed = it["item"], []
-            for attempt in range(ds.retries + 1):
-                try:
-                    loaded.append({**ds.load(i, which), FAULTS_KEY: "\n".join(failed)})
-                    break
-                except ReadError as err:
-                    failed.append(ds.entry_for(i).path)
-                    ds.note_failure(i, err)
-                    i = int(np.random.default_rng([ds.seed, it["item"], attempt, 0xFA11]).integers(ds.space))
-            else:
-                raise RuntimeError(f"video data: {ds.retries + 1} clips in a row failed to decode; the dataset "
-                                   "looks damaged: run gan-video-prepare on it to find the bad files")
-        batch = default_collate(loaded)
+        batch = default_collate([ds.fetch(it["item"], which) for it in items])
         batch["frame_index"] = torch.tensor(which, dtype=torch.long)
         return batch
 
