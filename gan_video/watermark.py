@@ -8,10 +8,10 @@ Where: three planes of the frame, each cut into square cells of a fixed pixel si
 added to every frame of the clip (a static mark, which H.264 predicts from frame to frame instead of
 having to re-code it):
 
-- luma (Y) in 2x2-pixel cells: many cells (1024 at 64x64), but a textured scene hides the mark;
-- the two chroma planes (Cb, Cr) in 8x8-pixel cells: few cells (64 each at 64x64), but scenes have
-  little colour texture, and an 8x8 cell is one 4x4 block of yuv420p chroma, which H.264 codes as a
-  DC coefficient it keeps even at CRF 28.
+- luma (Y) in 4x4-pixel cells (256 at 64x64): one 4x4 transform block of H.264 each, whose DC
+  coefficient survives CRF 28 far better than 2x2 cells did (version 1 of the mark);
+- the two chroma planes (Cb, Cr) in 8x8-pixel cells (64 each at 64x64): one 4x4 block of yuv420p
+  chroma each.
 
 The key (:data:`DEFAULT_KEY` unless given) seeds which cell carries which bit and its chip sign.
 
@@ -22,28 +22,46 @@ the inverse of the local residual energy (cells on edges count less). For each p
 bits' correlation with their chips, divided by the norm of the weighted residuals, gives a score
 ``S_p``; the score is ``S = (S_Y + S_Cb + S_Cr) / sqrt(3)``.
 
-False positives: for any clip made without this key, the chips are independent of the pixels, so
-``S`` is a sum of random signs with weights of unit norm, and for such sums
-``P(S >= t) <= 3.18 * P(N(0,1) >= t)`` whatever the weights (Bentkus & Dzindzalieta, "A tight
-Gaussian bound for weighted sums of Rademacher random variables", Bernoulli 21(2), 2015; Hoeffding's
-cruder ``exp(-t^2/2)`` also holds). At the threshold 3.0 that is at most 0.43% per clip (0.13% if
-S were exactly Gaussian). A clip counts as marked when ``S >= THRESHOLD``.
+Geometry: a clip that was shared has often been rescaled (a player, a site) or trimmed. The
+detector tests a list of *hypotheses* about where the clip's pixels were when it was marked, each
+fixed by the received frame size alone (never by its content): "as is"; "rescaled from SxS" for each
+size gan_video makes (:data:`SIZES`, 64, 128 and 256, plus any size the caller declares), the clip
+resized back to it; and "cropped from SxS" for each such size at most :data:`MAX_CROP` pixels per
+side larger than the clip, at every offset, the clip put back at that offset with the cut cells left
+out (cells cut in part count with their visible pixels). Each hypothesis gets the score ``S_h``
+above.
+
+False positives: for any clip made without this key and any one hypothesis, the chips are
+independent of the pixels, so ``S_h`` is a sum of random signs with weights of unit norm, and for
+such sums ``P(S >= t) <= 3.18 * P(N(0,1) >= t)`` whatever the weights (Bentkus & Dzindzalieta, "A
+tight Gaussian bound for weighted sums of Rademacher random variables", Bernoulli 21(2), 2015;
+Hoeffding's cruder ``exp(-t^2/2)`` also holds). Over many hypotheses the bound is shared out
+(a weighted Bonferroni bound): hypothesis ``h`` gets a weight ``w_h`` fixed by the frame size
+alone, the weights summing to 1: the families "as is", rescales and crops share it 2:1:1 when the
+clip has a size gan_video makes, 1:1:1 otherwise (renormalised over the families a size has); among
+the rescales each size, nearest first, gets half the weight of the one before; among the crops of
+one size, half goes to the centred crop(s) and half is spread over every offset. The clip's p-value
+bound is ``p = min_h 3.18 P(N >= S_h) / w_h``, and it counts as marked when ``p <= ALPHA``
+(:data:`ALPHA` = 3.18 P(N >= 3) = 0.43%): for an unmarked clip ``P(detected) <= 0.43%`` however many
+hypotheses were tried. At 64x64 "as is" needs ``S >= 3.12``; a 64 px clip upscaled 2x, read back
+at 64x64, 3.43, upscaled 4x 3.62; a 56x56 clip (4 px cut from every side) 3.51 when centred, 4.5 at
+another offset; a 48x48 clip (0.75x) read back at 64x64 3.47.
 
 Embedding is informed: after adding the mark (base amplitudes 1.0 level of Y, 0.8 of Cb, 0.9 of
 Cr at 64x64, falling as 1/sqrt(area) to 0.7 of that from about 90x90 up), the clip is analysed as the
-detector would and the amplitude of each bit in each plane is raised (up to 1.5 times its base)
-until its correlation reaches a target (S_Y = 6, S_Cb = S_Cr = 3), which cancels the scene's own
-correlation with the chips and the clipping at 0 and 255. With ``simulate_codec`` (the default), the
-marked clip also goes through an H.264 round trip at CRF 28 (libx264, one thread, in memory), and
-when that copy would score under 4, the bits the codec wore down are raised the same way. Three
-passes; about 0.1 s for a 64x64 clip of 16 frames on one CPU core, 0.2-0.4 s at 128x128 or
-256x256.
+detector would and the amplitude of each bit in each plane is raised (up to :data:`MAX_BOOST` times
+its base) until its correlation reaches a target (S_Y = 6, S_Cb = S_Cr = 3), which cancels the scene's
+own correlation with the chips and the clipping at 0 and 255. With ``simulate_codec`` (the default),
+the marked clip also goes through an H.264 round trip at CRF 28 (libx264, one thread, in memory), and
+through a 0.75x downscale followed by the same round trip (read back at full size), and when either
+copy would score under its goal (4), the bits those wore down are raised the same way. Three passes.
 """
 from __future__ import annotations
 
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Optional, Union
 
 import numpy as np
@@ -51,15 +69,22 @@ import numpy as np
 DEFAULT_KEY = "gan_video public watermark key v1"
 MAGIC = 0x6776                  # "gv"
 NBITS, NMAGIC = 32, 16
-THRESHOLD = 3.0                 # P(false positive) <= 3.18 * P(N(0,1) >= 3.0) = 0.43% per clip
+THRESHOLD = 3.0                 # the score of one hypothesis of weight 1 at the false-positive bound ALPHA
 TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
+SIZES = (64, 128, 256)          # the frame sizes gan_video makes: the detector's rescale hypotheses
+MAX_CROP = 8                    # the detector's crop hypotheses: up to this many pixels cut per side
+DOWN_SCALE = 0.75               # the downscale (then CODEC_CRF) the embedding also simulates ...
+DOWN_SCORE = 4.0                # ... and the score under which it strengthens the bits that wore down
+DOWN_TARGET = 2.5               # ... towards this score per plane
 MIN_SIZE = 32                   # smaller frames have too few cells
 SIZE_FLOOR = 0.7                # base amplitudes scale down with the frame area, to 0.7 of it at most
 CODEC_CRF = 28                  # the H.264 re-encode the embedding simulates (libx264 through PyAV) ...
 CODED_SCORE = 4.0               # ... and the score under which it strengthens the bits the codec wore down
 ITERATIONS = 3                  # informed-embedding passes
 X264_ASM = "MMX2,SSE,SSE2"      # the x264 kernels the codec simulation may use (see h264_roundtrip)
-MAX_BOOST = 1.5                 # a bit's amplitude may grow to 1.5 times the base, never shrink
+MAX_BOOST = 2.0                 # a bit's amplitude may grow to 2 times the base, never shrink ...
+MARK_PSNR = 40.0                # ... as long as the mark alone keeps the frames above 40 dB PSNR
+MARK_POWER = 255.0 ** 2 / 10 ** (MARK_PSNR / 10)
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float64)
 
@@ -80,7 +105,7 @@ class Plane:
 _CB = tuple(0.564 * (np.array([0.0, 0.0, 1.0]) - _LUMA))     # BT.601: Cb = 0.564 (B - Y)
 _CR = tuple(0.713 * (np.array([1.0, 0.0, 0.0]) - _LUMA))     # Cr = 0.713 (R - Y)
 PLANES = (    # name, cell, whitening, amplitude, target, coded target, RGB -> plane, RGB of +1 in it
-    Plane("Y", 2, "ls", 1.0, 6.0, 3.5, tuple(_LUMA), (1.0, 1.0, 1.0)),
+    Plane("Y", 4, "ls", 1.0, 6.0, 3.5, tuple(_LUMA), (1.0, 1.0, 1.0)),
     Plane("Cb", 8, "box3", 0.8, 3.0, 2.0, _CB, (0.0, -0.344, 1.773)),
     Plane("Cr", 8, "box3", 0.9, 3.0, 2.0, _CR, (1.403, -0.714, 0.0)),
 )
@@ -90,12 +115,16 @@ PLANES = (    # name, cell, whitening, amplitude, target, coded target, RGB -> p
 class WatermarkResult:
     """What :func:`detect_watermark` found.
 
-    ``score`` is ``S`` (see the module docstring); ``p_bound`` = ``min(1, 3.18 P(N(0,1) >= S))``
-    bounds the chance that a clip without the mark scores that high; ``plane_scores`` are the
-    ``S_p``. ``model_id`` is the 16-bit id read from the pixels when ``detected`` (else None);
-    ``id_confidence`` is the weakest id bit's normalised correlation (bits under ~2 may be wrong).
-    With ``expected_id``, ``id_score`` is the score of that id's 16 bits (same scale as ``score``)
-    and ``id_match`` whether the clip is detected and that score passes the threshold too."""
+    ``score`` is ``S`` (see the module docstring) at the geometry hypothesis that fits best,
+    ``geometry`` says which ("as is", "rescaled from 64x64", "cropped from 64x64 at x=4, y=4"),
+    ``hypotheses`` how many were tried and ``threshold`` the score that hypothesis needed.
+    ``p_bound`` (the smallest ``3.18 P(N(0,1) >= S_h) / w_h`` over the hypotheses, at most 1) bounds
+    the chance that a clip without the mark looks at least this marked under any of them;
+    ``detected`` is ``p_bound <= ALPHA``. ``plane_scores`` are the ``S_p``. ``model_id`` is the
+    16-bit id read from the pixels when ``detected`` (else None); ``id_confidence`` is the weakest id
+    bit's normalised correlation (bits under ~2 may be wrong). With ``expected_id``, ``id_score`` is
+    the score of that id's 16 bits at the same geometry (same scale as ``score``) and ``id_match``
+    whether the clip is detected and that score passes :data:`THRESHOLD` too."""
     detected: bool
     score: float
     threshold: float
@@ -107,6 +136,8 @@ class WatermarkResult:
     id_score: Optional[float] = None
     id_match: Optional[bool] = None
     note: str = ""
+    geometry: str = "as is"
+    hypotheses: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -137,8 +168,21 @@ def payload_bits(model_id: int) -> np.ndarray:
 
 
 def tail_bound(score: float) -> float:
-    """Upper bound on P(S >= score) for a clip without the mark (see the module docstring)."""
+    """Upper bound on P(S >= score) for a clip without the mark, for one hypothesis (see the module
+    docstring)."""
     return float(min(1.0, TAIL_CONSTANT * 0.5 * math.erfc(score / math.sqrt(2.0))))
+
+
+ALPHA = tail_bound(THRESHOLD)   # 0.43%: the false-positive bound of a detection, all hypotheses counted
+
+
+def score_needed(weight: float, alpha: float = ALPHA) -> float:
+    """The score a hypothesis of weight ``weight`` needs: the ``t`` with ``tail_bound(t) = alpha * weight``."""
+    lo, hi = 0.0, 40.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if tail_bound(mid) <= alpha * weight else (mid, hi)
+    return hi
 
 
 def _as_clip(frames: np.ndarray) -> np.ndarray:
@@ -152,6 +196,7 @@ def _as_clip(frames: np.ndarray) -> np.ndarray:
     return a
 
 
+@lru_cache(maxsize=256)
 def _layout(key: str, plane: Plane, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:
     """Which bit each cell of a plane carries (balanced: every bit gets the same number of cells,
     give or take one) and its chip sign, both from the key."""
@@ -160,6 +205,7 @@ def _layout(key: str, plane: Plane, gh: int, gw: int) -> tuple[np.ndarray, np.nd
     n = gh * gw
     bits = (np.arange(n) % NBITS)[rng.permutation(n)]
     chips = rng.choice(np.array([-1.0, 1.0]), size=n)
+    bits.flags.writeable = chips.flags.writeable = False
     return bits, chips
 
 
@@ -187,20 +233,41 @@ def _weighted(z: np.ndarray) -> np.ndarray:
     return z / (e + 0.25 + 0.1 * float(np.median(e)))
 
 
-def _analyse(clip: np.ndarray, key: str) -> list[dict]:
-    """Per plane: the weighted residual of the temporal mean per cell, and the key's layout."""
+def _temporal_mean(clip: np.ndarray) -> np.ndarray:
     t, h, w, _ = clip.shape
-    mean = clip.reshape(t, -1).mean(0, dtype=np.float64).reshape(h, w, 3)
+    return clip.reshape(t, -1).mean(0, dtype=np.float64).reshape(h, w, 3)
+
+
+def _analyse_mean(mean: np.ndarray, key: str, visible: Optional[np.ndarray] = None) -> list[dict]:
+    """Per plane: the weighted residual per cell of a temporal mean ``[H, W, 3]``, and the key's
+    layout. ``visible`` (bool ``[H, W]``): the pixels that were seen (a crop hypothesis); cells seen
+    in part are averaged over their visible pixels, cells seen less than a quarter are left out."""
+    h, w, _ = mean.shape
     out = []
     for plane in PLANES:
         c = plane.cell
         gh, gw = h // c, w // c
         values = mean[:gh * c, :gw * c] @ np.asarray(plane.row)
-        cells = values.reshape(gh, c, gw, c).mean((1, 3))
-        u = _weighted(_whiten(cells, plane.whiten)).ravel()
+        if visible is None:
+            cells, seen = values.reshape(gh, c, gw, c).mean((1, 3)), None
+        else:
+            vis = visible[:gh * c, :gw * c].astype(np.float64)
+            count = vis.reshape(gh, c, gw, c).sum((1, 3))
+            cells = (values * vis).reshape(gh, c, gw, c).sum((1, 3)) / np.maximum(count, 1.0)
+            seen = count >= c * c / 4
+            # unseen cells take the mean of the seen ones (for the whitening only: they weigh 0)
+            cells = np.where(seen, cells, cells[seen].mean() if seen.any() else 0.0)
+        u = _weighted(_whiten(cells, plane.whiten))
+        if seen is not None:
+            u = u * seen
         bits, chips = _layout(key, plane, gh, gw)
-        out.append({"u": u, "bits": bits, "chips": chips, "shape": (gh, gw)})
+        out.append({"u": u.ravel(), "bits": bits, "chips": chips, "shape": (gh, gw)})
     return out
+
+
+def _analyse(clip: np.ndarray, key: str) -> list[dict]:
+    """:func:`_analyse_mean` of a clip's temporal mean (moving content averages out)."""
+    return _analyse_mean(_temporal_mean(clip), key)
 
 
 def _plane_stats(a: dict) -> tuple[np.ndarray, float, float, np.ndarray]:
@@ -292,8 +359,9 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     """The clip (uint8 ``[T, H, W, 3]``, or one frame ``[H, W, 3]``) with the watermark carrying
     ``model_id`` (an int in [0, 65535] or a hex model hash: its first 4 digits), keyed by ``key``.
     ``strength`` scales the amplitudes and targets (1: the measured design point);
-    ``simulate_codec`` checks the mark against an H.264 CRF 28 round trip and strengthens it where
-    the codec would wear it down (see the module docstring). Deterministic: the same clip, id and
+    ``simulate_codec`` checks the mark against an H.264 CRF 28 round trip, and against a 0.75x
+    downscale followed by it, and strengthens it where those would wear it down (see the module
+    docstring). Deterministic: the same clip, id and
     key give the same frames (with ``simulate_codec``, for a given libx264 build, on any machine). A clip that
     already carries this id's mark under this key comes back unchanged (marking twice does not
     double the mark)."""
@@ -304,7 +372,7 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
         raise ValueError(f"strength must be > 0, got {strength}")
     key = DEFAULT_KEY if key is None else str(key)
     ident = model_id_of(model_id)
-    if detect_watermark(clip, key, expected_id=ident).id_match:
+    if detect_watermark(clip, key, expected_id=ident, search=False).id_match:
         return np.asarray(frames).copy()
     bits = payload_bits(ident)
     x = clip.astype(np.float64)
@@ -317,8 +385,13 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     base = np.array([[pl.amplitude * strength * size] * NBITS for pl in PLANES])
     amps = base.copy()
     host = [bits * _plane_stats(a)[0] for a in layouts]   # the scene's own (signed) correlation per bit
-    even = clip[:, :h - h % 2, :w - w % 2]
-    coded_host = [bits * _plane_stats(a)[0] for a in _analyse(h264_roundtrip(even), key)] if simulate_codec else None
+    # the re-encodes the mark is checked against: (analysis of a marked clip, its goal, the targets
+    # per plane, the scene's own correlation through the same path)
+    paths = []
+    if simulate_codec:
+        for path, goal, targets in ((_coded, CODED_SCORE, [pl.coded_target for pl in PLANES]),
+                                    (_downscaled_coded, DOWN_SCORE, [DOWN_TARGET] * len(PLANES))):
+            paths.append((path, goal, targets, [bits * _plane_stats(a)[0] for a in path(clip, key)]))
     for it in range(ITERATIONS + 1):
         marked = np.clip(np.rint(x + _pattern(layouts, amps, signs, h, w)[None]), 0, 255).astype(np.uint8)
         if it == ITERATIONS:
@@ -326,32 +399,137 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
         short = np.zeros_like(amps)
         for p, (plane, a) in enumerate(zip(PLANES, _analyse(marked, key))):
             short[p] = _shortfall(plane, a, bits, host[p], amps[p], plane.target * strength)
-        if simulate_codec:
-            coded = _analyse(h264_roundtrip(marked[:, :h - h % 2, :w - w % 2]), key)
-            if _score(coded)[0] < CODED_SCORE * strength:
-                for p, (plane, a) in enumerate(zip(PLANES, coded)):
-                    short[p] = np.maximum(short[p], _shortfall(plane, a, bits, coded_host[p], amps[p],
-                                                               plane.coded_target * strength))
+        for path, goal, targets, path_host in paths:
+            seen = path(marked, key)
+            if _score(seen)[0] < goal * strength:
+                for p, a in enumerate(seen):
+                    short[p] = np.maximum(short[p], _shortfall(PLANES[p], a, bits, path_host[p], amps[p],
+                                                               targets[p] * strength))
         if not short.any():
             break
         amps = np.minimum(amps + short, base * MAX_BOOST)
+        # a textured scene asks for more than it should get: boosts stop where the mark alone would
+        # take the frames under MARK_PSNR (the base amplitudes are always kept)
+        power = float(np.mean(_pattern(layouts, amps, signs, h, w) ** 2))
+        if power > MARK_POWER:
+            amps = np.maximum(base, amps * math.sqrt(MARK_POWER / power))
     return marked.reshape(np.asarray(frames).shape)
 
 
+def _hypotheses(h: int, w: int, sizes: tuple) -> list[tuple[tuple, float]]:
+    """The geometries a received ``h x w`` clip is tested under, with their weights (summing to 1;
+    see the module docstring). A hypothesis is ``(kind, S, oy, ox)``: "as is", "rescale" (the clip
+    resized to ``S x S``) or "crop" (the clip is the ``S x S`` frame's window at ``(oy, ox)``)."""
+    families = {"as is": [(("as is", 0, 0, 0), 1.0)], "rescale": [], "crop": []}
+    # rescales: the sizes nearest the received one first, each half as likely as the one before
+    others = sorted((size for size in sizes if (size, size) != (h, w)), key=lambda size: abs(math.log(size * size / (h * w))))
+    for rank, size in enumerate(others):
+        families["rescale"].append((("rescale", size, 0, 0), 0.5 ** rank))
+    for size in sizes:
+        if size - 2 * MAX_CROP <= min(h, w) and max(h, w) <= size and (size, size) != (h, w):
+            offsets = [(oy, ox) for oy in range(size - h + 1) for ox in range(size - w + 1)]
+            centred = {(oy, ox) for oy in {(size - h) // 2, (size - h + 1) // 2}
+                       for ox in {(size - w) // 2, (size - w + 1) // 2}}
+            # per size: half of its share for the centred crop(s), half over every offset
+            families["crop"] += [(("crop", size, oy, ox), 0.5 / len(offsets) + (0.5 / len(centred) if (oy, ox) in centred else 0.0))
+                                 for oy, ox in offsets]
+    # "as is" counts double when the clip has a size gan_video makes (a clip marked at another size
+    # is possible, embed_watermark takes any frames, but rarer)
+    share = {"as is": 2.0 if (h == w and h in sizes) else 1.0, "rescale": 1.0, "crop": 1.0}
+    present = [k for k in families if families[k]]
+    total = sum(share[k] for k in present)
+    out = []
+    for k in present:
+        mass = sum(wt for _, wt in families[k])
+        out += [(hyp, share[k] / total * wt / mass) for hyp, wt in families[k]]
+    return out
+
+
+def _view(mean: np.ndarray, hyp: tuple) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """A received temporal mean put back where hypothesis ``hyp`` says it was: the frame, and the
+    pixels of it that were seen (None: all)."""
+    kind, size, oy, ox = hyp
+    h, w, _ = mean.shape
+    if kind == "as is":
+        return mean, None
+    if kind == "rescale":
+        import cv2
+
+        shrink = size * size < h * w
+        return cv2.resize(mean, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR), None
+    frame = np.pad(mean, ((oy, size - h - oy), (ox, size - w - ox), (0, 0)), mode="edge")
+    seen = np.zeros((size, size), bool)
+    seen[oy:oy + h, ox:ox + w] = True
+    return frame, seen
+
+
+def _describe(hyp: tuple) -> str:
+    kind, size, oy, ox = hyp
+    if kind == "as is":
+        return "as is"
+    if kind == "rescale":
+        return f"rescaled from {size}x{size}"
+    return f"cropped from {size}x{size} at x={ox}, y={oy}"
+
+
+def _coded(clip: np.ndarray, key: str) -> list[dict]:
+    """The analysis of ``clip`` after an H.264 round trip at :data:`CODEC_CRF`."""
+    h, w = clip.shape[1:3]
+    return _analyse(h264_roundtrip(clip[:, :h - h % 2, :w - w % 2]), key)
+
+
+def _downscaled_coded(clip: np.ndarray, key: str) -> list[dict]:
+    """The analysis of ``clip`` downscaled by :data:`DOWN_SCALE` (area), H.264 at :data:`CODEC_CRF`,
+    and read back at full size, as the detector's rescale hypothesis reads it."""
+    import cv2
+
+    t, h, w, _ = clip.shape
+    sw, sh = max(2, round(w * DOWN_SCALE) // 2 * 2), max(2, round(h * DOWN_SCALE) // 2 * 2)
+    small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in clip])
+    mean = _temporal_mean(h264_roundtrip(small))
+    return _analyse_mean(cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR), key)
+
+
 def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: float = THRESHOLD,
-                     expected_id: Union[int, str, None] = None) -> WatermarkResult:
+                     expected_id: Union[int, str, None] = None, sizes: Optional[tuple] = None,
+                     search: bool = True) -> WatermarkResult:
     """Look for the watermark of ``key`` in uint8 frames ``[T, H, W, 3]`` (or one ``[H, W, 3]``) from
-    the pixels alone; see :class:`WatermarkResult`. ``expected_id`` (an id or a model hash) also
-    scores that model's id bits, a stronger test of "made by this model" than reading the id blind."""
+    the pixels alone, under every geometry hypothesis of the received size (see the module
+    docstring and :class:`WatermarkResult`). ``sizes``: frame sizes a model made besides
+    :data:`SIZES` (e.g. ``(96,)``). ``search=False``: "as is" only. ``threshold``: the score one
+    hypothesis of weight 1 must reach (3.0, a bound of 0.43%); the bound is shared over the
+    hypotheses. ``expected_id`` (an id or a model hash) also scores that model's id bits, a stronger
+    test of "made by this model" than reading the id blind."""
     clip = _as_clip(frames)
     t, h, w, _ = clip.shape
     expected = None if expected_id is None else model_id_of(expected_id)
     if min(h, w) < MIN_SIZE:
-        return WatermarkResult(False, 0.0, threshold, None, 0.0, expected_id=expected,
+        return WatermarkResult(False, 0.0, threshold, None, 0.0, expected_id=expected, hypotheses=0, geometry="",
                                note=f"frames of {w}x{h} are smaller than {MIN_SIZE}x{MIN_SIZE}: not checked")
     key = DEFAULT_KEY if key is None else str(key)
-    layouts = _analyse(clip, key)
-    score, scores = _score(layouts)
+    alpha = tail_bound(threshold)
+    bad = [x for x in (sizes or ()) if int(x) < MIN_SIZE]
+    if bad:
+        raise ValueError(f"sizes {bad}: a watermarked frame is at least {MIN_SIZE}x{MIN_SIZE}")
+    all_sizes = tuple(sorted({int(x) for x in (*SIZES, *(sizes or ()))}))
+    hyps = _hypotheses(h, w, all_sizes) if search else [(("as is", 0, 0, 0), 1.0)]
+    mean = _temporal_mean(clip)
+    best = None
+    tried = 0
+    for hyp, weight in hyps:
+        view, seen = _view(mean, hyp)
+        if min(view.shape[:2]) < MIN_SIZE:
+            continue
+        tried += 1
+        layouts = _analyse_mean(view, key, seen)
+        score, scores = _score(layouts)
+        p = tail_bound(score) / weight
+        if best is None or p < best[0]:
+            best = (p, score, scores, layouts, hyp, weight)
+    if best is None:
+        return WatermarkResult(False, 0.0, threshold, None, 0.0, expected_id=expected, hypotheses=0,
+                               geometry="", note="no geometry hypothesis fits these frames: not checked")
+    p, score, scores, layouts, hyp, weight = best
     id_corr, id_var = np.zeros(NBITS - NMAGIC), np.zeros(NBITS - NMAGIC)
     for a in layouts:
         corr, _, norm_i, energy = _plane_stats(a)
@@ -359,19 +537,21 @@ def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: f
             id_corr += corr[NMAGIC:] / norm_i
             id_var += energy[NMAGIC:] / norm_i ** 2
     k = len(PLANES)
-    detected = bool(score >= threshold)
+    detected = bool(p <= alpha)
     r = id_corr / np.sqrt(np.maximum(id_var, 1e-24))   # each id bit's normalised correlation
     word = int("".join("1" if v > 0 else "0" for v in r), 2)
-    res = WatermarkResult(detected, float(score), float(threshold), word if detected else None,
+    res = WatermarkResult(detected, float(score), float(score_needed(weight, alpha)), word if detected else None,
                           float(np.abs(r).min()) if detected else 0.0,
-                          {n: round(v, 3) for n, v in scores.items()},
-                          tail_bound(score))
+                          {n: round(v, 3) for n, v in scores.items()}, float(min(1.0, p)),
+                          geometry=_describe(hyp), hypotheses=tried)
     if expected is not None:
         res.expected_id = expected
+        # the id bits' chips are independent of the magic bits' chips that chose the geometry, so
+        # at that geometry they are one more test of a single hypothesis
         res.id_score = float(payload_bits(expected)[NMAGIC:] @ id_corr / math.sqrt(k))
         res.id_match = bool(detected and res.id_score >= threshold)
     return res
 
 
-__all__ = ["DEFAULT_KEY", "MAGIC", "THRESHOLD", "PLANES", "tail_bound", "h264_roundtrip", "WatermarkResult", "embed_watermark",
+__all__ = ["DEFAULT_KEY", "MAGIC", "THRESHOLD", "ALPHA", "SIZES", "MAX_CROP", "PLANES", "score_needed", "tail_bound", "h264_roundtrip", "WatermarkResult", "embed_watermark",
            "detect_watermark", "model_id_of", "payload_bits"]
