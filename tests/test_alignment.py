@@ -87,6 +87,12 @@ def test_shipped_judge_loads_without_training_and_reads_real_clips(monkeypatch, 
     video, labels = _render_pool(MovingShapes(64, 128, 32, seed=777), range(64))
     acc = A.accuracy(model128, video, labels)
     assert all(v >= 0.9 for v in acc.values()), acc
+    # and the 256 px judge of configs/shapes_256.yaml (its real clips rendered at 256 px)
+    model256, stored256 = load_classifier(256, 32)
+    assert all(v >= 0.95 for v in stored256.values())
+    video, labels = _render_pool(MovingShapes(48, 256, 32, seed=778), range(48))
+    acc = A.accuracy(model256, video, labels)
+    assert all(v >= 0.9 for v in acc.values()), acc
     # a judge of another version is refused with the fix in the message
     A.save_classifier(model, stored, tmp_path / "old.safetensors")
     monkeypatch.setattr(A, "CLASSIFIER_VERSION", A.CLASSIFIER_VERSION + 1)

@@ -1,10 +1,11 @@
 """Train the text-alignment judge on real moving-shapes clips and write it as safetensors.
 
-The judges of the default clip size and of configs/shapes_128.yaml ship with the package; this is
-how they were made:
+The judges of the default clip size and of configs/shapes_128.yaml and shapes_256.yaml ship with
+the package; this is how they were made:
 
     python tools/train_alignment_classifier.py            # -> gan_video/assets/alignment_v6_64px_32f_800.safetensors
     python tools/train_alignment_classifier.py --resolution 128   # -> ..._128px_32f_800.safetensors
+    python tools/train_alignment_classifier.py --resolution 256   # -> ..._256px_32f_800.safetensors (27 min, 9.3 GB)
 
 Other sizes are trained and cached on first use, so this tool is only for replacing a shipped judge
 (after a change to the classifier or to the built-in data, with CLASSIFIER_VERSION raised).
