@@ -309,7 +309,7 @@ def _pattern(layouts: list[dict], amps: np.ndarray, signs: list[np.ndarray], h: 
 
 
 def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str] = None,
-                   asm: str = X264_ASM) -> np.ndarray:
+                   asm: Optional[str] = X264_ASM, fps: int = 8) -> np.ndarray:
     """``clip`` (uint8 ``[T, H, W, 3]``, even H and W) encoded with libx264 (yuv420p) at ``crf``
     (and x264 ``preset``, default medium) in memory and decoded again.
 
@@ -322,16 +322,17 @@ def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str]
     no such machine at hand). The SSE2 kernels give the C code's frames to the bit (checked on 64 to
     256 px clips against ``asm=0``) at nearly the full speed (``asm=0`` is 3.5x slower at 256 px);
     where x264 has no such kernels (not x86) it reads the names as "no assembly", the C code.
-    ``asm``: x264's ``asm`` setting (``"0"``: the C code only)."""
+    ``asm``: x264's ``asm`` setting (``"0"``: the C code only; None: x264's own choice, as an
+    ordinary encoder runs). ``fps``: the stream's frame rate (x264's rate control reads it)."""
     import io
 
     import av
 
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=8)
+        stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "threads": "1", "x264-params": f"asm={asm}",
+        stream.options = {"crf": str(crf), "threads": "1", **({"x264-params": f"asm={asm}"} if asm is not None else {}),
                           **({"preset": preset} if preset else {})}
         for f in clip:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):

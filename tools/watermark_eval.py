@@ -110,23 +110,10 @@ def encode(clip: np.ndarray, crf: int, preset: str = ENCODER_PRESET, fps: int = 
     """``clip`` (uint8 ``[T, H, W, 3]``) through an independent H.264 encoder and back, in memory:
     PyAV, libx264, ``preset``, ``fps``, yuv420p, CRF ``crf``, x264's own choice of CPU kernels, one
     thread. An odd height or width first loses its last row or column."""
-    import av
+    from gan_video.watermark import h264_roundtrip
 
     t, h, w, _ = clip.shape
-    clip = clip[:, :h - h % 2, :w - w % 2]
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
-        for f in clip:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buf.seek(0)
-    with av.open(buf) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    return h264_roundtrip(clip[:, :h - h % 2, :w - w % 2], crf, preset=preset, asm=None, fps=fps)
 
 
 def _resize(clip: np.ndarray, w: int, h: int, interpolation: int) -> np.ndarray:
