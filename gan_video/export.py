@@ -159,10 +159,17 @@ def metrics_from_report(path: PathLike) -> list[dict]:
     if isinstance(report, dict) and isinstance(report.get("results"), list):
         return [{"name": r["metric"], "value": plain(r.get("value")), "protocol": r.get("protocol", ""),
                  "source": source} for r in report["results"] if isinstance(r, dict) and "metric" in r]
+    if isinstance(report, dict) and isinstance(report.get("accuracy"), dict) and "per_prompt" in report:
+        # gan-video-alignment --json: accuracy per split and attribute
+        held = ", ".join("-".join(pair) for pair in report.get("holdout") or []) or "none"
+        protocol = (f"gan-video-alignment: {report.get('clips')} clips, {report.get('per_prompt')} per prompt, "
+                    f"held out: {held}" + (", watermarked" if report.get("watermark") else ""))
+        return [{"name": f"align/{k}", "value": plain(v), "protocol": protocol, "source": source}
+                for k, v in report["accuracy"].items() if isinstance(v, (int, float))]
     if isinstance(report, dict) and all(isinstance(v, (int, float)) or v is None for v in report.values()):
         return [{"name": k, "value": plain(v), "source": source} for k, v in report.items()]
     raise ValueError(f"metrics file {str(path)!r} is neither a gan-video-evaluate report (with "
-                     "'results') nor a JSON object of name: number")
+                     "'results'), a gan-video-alignment report (with 'accuracy') nor a JSON object of name: number")
 
 
 # ------------------------------------------------------------------------------------------- writing

@@ -355,6 +355,15 @@ def test_export_records_measured_metrics(tiny_checkpoint, tmp_path):
     assert card["metrics"] == [
         {"name": "align/color_seen", "value": 0.625, "step": 1, "source": "tensorboard"},
         {"name": "fvd256_16f", "value": 321.5, "protocol": "I3D, 256 clips", "source": "eval.json"}]
+    # a gan-video-alignment --json report works too
+    align = tmp_path / "align.json"
+    align.write_text(json.dumps({"checkpoint": str(ckpt), "holdout": [["red", "triangle"]], "clips": 288,
+                                 "per_prompt": 4, "accuracy": {"seen/color": 1.0, "heldout/shape": 0.9792},
+                                 "geometry": {}, "watermark": None, "classifier_accuracy_on_real": {}}))
+    card = export_model(ckpt, tmp_path / "out2", metrics=align)
+    assert card["metrics"][1:] == [
+        {"name": f"align/{k}", "value": v, "protocol": "gan-video-alignment: 288 clips, 4 per prompt, held out: "
+         "red-triangle", "source": "align.json"} for k, v in (("seen/color", 1.0), ("heldout/shape", 0.9792))]
 
 
 # ------------------------------------------------------------------------------------------- errors
