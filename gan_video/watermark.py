@@ -22,39 +22,27 @@ the inverse of the local residual energy (cells on edges count less). For each p
 bits' correlation with their chips, divided by the norm of the weighted residuals, gives a score
 ``S_p``; the score is ``S = (S_Y + S_Cb + S_Cr) / sqrt(3)``.
 
-Geometry: a clip that was shared has often been rescaled (a player, a site) or trimmed. The
-detector tests a list of *hypotheses* about where the clip's pixels were when it was marked, each
-fixed by the received frame size alone (never by its content): "as is"; "rescaled from SxS" for each
-size gan_video makes (:data:`SIZES`, 64, 128 and 256, plus any size the caller declares), the clip
-resized back to it; and "cropped from SxS" for each such size at most :data:`MAX_CROP` pixels per
-side larger than the clip, at every offset, the clip put back at that offset with the cut cells left
-out (cells cut in part count with their visible pixels). Each hypothesis gets the score ``S_h``
-above.
+Geometry: a shared clip has often been rescaled or trimmed, so the detector scores it under
+*hypotheses* of where its pixels were when it was marked, fixed by the received frame size alone:
+as is, rescaled from each size gan_video makes, cropped by up to 8 px per side
+(:mod:`gan_video.watermark_geometry`, which also gives their weights ``w_h``, summing to 1).
 
 False positives: for any clip made without this key and any one hypothesis, the chips are
 independent of the pixels, so ``S_h`` is a sum of random signs with weights of unit norm, and for
 such sums ``P(S >= t) <= 3.18 * P(N(0,1) >= t)`` whatever the weights (Bentkus & Dzindzalieta, "A
-tight Gaussian bound for weighted sums of Rademacher random variables", Bernoulli 21(2), 2015;
-Hoeffding's cruder ``exp(-t^2/2)`` also holds). Over many hypotheses the bound is shared out
-(a weighted Bonferroni bound): hypothesis ``h`` gets a weight ``w_h`` fixed by the frame size
-alone, the weights summing to 1: the families "as is", rescales and crops share it 2:1:1 when the
-clip has a size gan_video makes, 1:1:1 otherwise (renormalised over the families a size has); among
-the rescales each size, nearest first, gets half the weight of the one before; among the crops of
-one size, half goes to the centred crop(s) and half is spread over every offset. The clip's p-value
-bound is ``p = min_h 3.18 P(N >= S_h) / w_h``, and it counts as marked when ``p <= ALPHA``
-(:data:`ALPHA` = 3.18 P(N >= 3) = 0.43%): for an unmarked clip ``P(detected) <= 0.43%`` however many
-hypotheses were tried. At 64x64 "as is" needs ``S >= 3.12``; a 64 px clip upscaled 2x, read back
-at 64x64, 3.43, upscaled 4x 3.62; a 56x56 clip (4 px cut from every side) 3.51 when centred, 4.5 at
+tight Gaussian bound for weighted sums of Rademacher random variables", Bernoulli 21(2), 2015). By a
+weighted Bonferroni bound the clip's p-value bound is ``p = min_h 3.18 P(N >= S_h) / w_h``, and it
+counts as marked when ``p <= ALPHA`` (:data:`ALPHA` = 3.18 P(N >= 3) = 0.43%): for an unmarked clip
+``P(detected) <= 0.43%`` however many hypotheses were tried. At 64x64 "as is" needs ``S >= 3.12``;
+upscaled 2x / 4x and read back, 3.43 / 3.62; a 56x56 clip (4 px cut per side) 3.51 centred, 4.5 at
 another offset; a 48x48 clip (0.75x) read back at 64x64 3.47.
 
-Embedding is informed: after adding the mark (base amplitudes 1.0 level of Y, 0.8 of Cb, 0.9 of
-Cr at 64x64, falling as 1/sqrt(area) to 0.7 of that from about 90x90 up), the clip is analysed as the
-detector would and the amplitude of each bit in each plane is raised (up to :data:`MAX_BOOST` times
-its base) until its correlation reaches a target (S_Y = 6, S_Cb = S_Cr = 3), which cancels the scene's
-own correlation with the chips and the clipping at 0 and 255. With ``simulate_codec`` (the default),
-the marked clip also goes through an H.264 round trip at CRF 28 (libx264, one thread, in memory), and
-through a 0.75x downscale followed by the same round trip (read back at full size), and when either
-copy would score under its goal (4), the bits those wore down are raised the same way. Three passes.
+Embedding is informed: after adding the mark (base amplitudes 1.0 level of Y, 0.8 of Cb, 0.9 of Cr
+at 64x64, falling as 1/sqrt(area) to 0.7 of that from about 90x90 up), the clip is analysed as the
+detector would and each bit's amplitude in each plane raised (up to :data:`MAX_BOOST` times its base,
+under a :data:`MARK_PSNR` cap) until its correlation reaches a target (S_Y = 6, S_Cb = S_Cr = 3). With
+``simulate_codec``, the same against an H.264 round trip at CRF 28 and a 0.75x downscale followed by
+it (goals 4). Three passes.
 """
 from __future__ import annotations
 
@@ -66,22 +54,21 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .watermark_codec import CODEC_CRF, X264_ASM, h264_roundtrip
+from .watermark_geometry import MAX_CROP, SIZES, _describe, _hypotheses, _view
+
 DEFAULT_KEY = "gan_video public watermark key v1"
 MAGIC = 0x6776                  # "gv"
 NBITS, NMAGIC = 32, 16
 THRESHOLD = 3.0                 # the score of one hypothesis of weight 1 at the false-positive bound ALPHA
 TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
-SIZES = (64, 128, 256)          # the frame sizes gan_video makes: the detector's rescale hypotheses
-MAX_CROP = 8                    # the detector's crop hypotheses: up to this many pixels cut per side
 DOWN_SCALE = 0.75               # the downscale (then CODEC_CRF) the embedding also simulates ...
 DOWN_SCORE = 4.0                # ... and the score under which it strengthens the bits that wore down
 DOWN_TARGET = 2.5               # ... towards this score per plane
 MIN_SIZE = 32                   # smaller frames have too few cells
 SIZE_FLOOR = 0.7                # base amplitudes scale down with the frame area, to 0.7 of it at most
-CODEC_CRF = 28                  # the H.264 re-encode the embedding simulates (libx264 through PyAV) ...
-CODED_SCORE = 4.0               # ... and the score under which it strengthens the bits the codec wore down
+CODED_SCORE = 4.0               # the score under which the embedding strengthens what CODEC_CRF wore down
 ITERATIONS = 3                  # informed-embedding passes
-X264_ASM = "MMX2,SSE,SSE2"      # the x264 kernels the codec simulation may use (see h264_roundtrip)
 MAX_BOOST = 2.0                 # a bit's amplitude may grow to 2 times the base, never shrink ...
 MARK_PSNR = 40.0                # ... as long as the mark alone keeps the frames above 40 dB PSNR
 MARK_POWER = 255.0 ** 2 / 10 ** (MARK_PSNR / 10)
@@ -308,42 +295,6 @@ def _pattern(layouts: list[dict], amps: np.ndarray, signs: list[np.ndarray], h: 
     return delta
 
 
-def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str] = None,
-                   asm: Optional[str] = X264_ASM, fps: int = 8) -> np.ndarray:
-    """``clip`` (uint8 ``[T, H, W, 3]``, even H and W) encoded with libx264 (yuv420p) at ``crf``
-    (and x264 ``preset``, default medium) in memory and decoded again.
-
-    Reproducible from call to call and from machine to machine: one thread, and x264's assembly
-    limited to MMX2/SSE/SSE2 (:data:`X264_ASM`), which every x86-64 CPU has. With the CPU's own
-    choice of kernels the result is neither: some of x264's SSE3-and-later kernels round
-    differently from its C code (measured on 128 and 256 px clips), so the same clip coded
-    differently on AVX2 and AVX-512 machines, and on an AVX-512 EPYC the test of same-seed clips
-    failed now and then (coded frames one of two ways from call to call; not rechecked there since,
-    no such machine at hand). The SSE2 kernels give the C code's frames to the bit (checked on 64 to
-    256 px clips against ``asm=0``) at nearly the full speed (``asm=0`` is 3.5x slower at 256 px);
-    where x264 has no such kernels (not x86) it reads the names as "no assembly", the C code.
-    ``asm``: x264's ``asm`` setting (``"0"``: the C code only; None: x264's own choice, as an
-    ordinary encoder runs). ``fps``: the stream's frame rate (x264's rate control reads it)."""
-    import io
-
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "threads": "1", **({"x264-params": f"asm={asm}"} if asm is not None else {}),
-                          **({"preset": preset} if preset else {})}
-        for f in clip:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buf.seek(0)
-    with av.open(buf) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-
-
 def _shortfall(plane: Plane, a: dict, bits: np.ndarray, host: np.ndarray, amps: np.ndarray,
                target: float) -> np.ndarray:
     """How much more amplitude each bit of a plane needs for its correlation to reach ``target``."""
@@ -379,15 +330,12 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     x = clip.astype(np.float64)
     layouts = _analyse(clip, key)
     signs = [a["chips"] * bits[a["bits"]] for a in layouts]
-    # larger frames have more cells, so the same score needs less amplitude: the base falls as
-    # 1 / sqrt(area) from 64x64, down to 0.7 of it (reached at about 90x90; lower would leave
-    # too little margin against stronger re-encodes than the one simulated)
+    # larger frames have more cells: the base falls as 1 / sqrt(area) from 64x64, to 0.7 of it at most
     size = max(SIZE_FLOOR, min(1.0, math.sqrt(64 * 64 / (h * w))))
     base = np.array([[pl.amplitude * strength * size] * NBITS for pl in PLANES])
     amps = base.copy()
     host = [bits * _plane_stats(a)[0] for a in layouts]   # the scene's own (signed) correlation per bit
-    # the re-encodes the mark is checked against: (analysis of a marked clip, its goal, the targets
-    # per plane, the scene's own correlation through the same path)
+    # the re-encodes checked: (analysis path, goal, targets per plane, the scene's own correlation through it)
     paths = []
     if simulate_codec:
         for path, goal, targets in ((_coded, CODED_SCORE, [pl.coded_target for pl in PLANES]),
@@ -415,62 +363,6 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
         if power > MARK_POWER:
             amps = np.maximum(base, amps * math.sqrt(MARK_POWER / power))
     return marked.reshape(np.asarray(frames).shape)
-
-
-def _hypotheses(h: int, w: int, sizes: tuple) -> list[tuple[tuple, float]]:
-    """The geometries a received ``h x w`` clip is tested under, with their weights (summing to 1;
-    see the module docstring). A hypothesis is ``(kind, S, oy, ox)``: "as is", "rescale" (the clip
-    resized to ``S x S``) or "crop" (the clip is the ``S x S`` frame's window at ``(oy, ox)``)."""
-    families = {"as is": [(("as is", 0, 0, 0), 1.0)], "rescale": [], "crop": []}
-    # rescales: the sizes nearest the received one first, each half as likely as the one before
-    others = sorted((size for size in sizes if (size, size) != (h, w)), key=lambda size: abs(math.log(size * size / (h * w))))
-    for rank, size in enumerate(others):
-        families["rescale"].append((("rescale", size, 0, 0), 0.5 ** rank))
-    for size in sizes:
-        if size - 2 * MAX_CROP <= min(h, w) and max(h, w) <= size and (size, size) != (h, w):
-            offsets = [(oy, ox) for oy in range(size - h + 1) for ox in range(size - w + 1)]
-            centred = {(oy, ox) for oy in {(size - h) // 2, (size - h + 1) // 2}
-                       for ox in {(size - w) // 2, (size - w + 1) // 2}}
-            # per size: half of its share for the centred crop(s), half over every offset
-            families["crop"] += [(("crop", size, oy, ox), 0.5 / len(offsets) + (0.5 / len(centred) if (oy, ox) in centred else 0.0))
-                                 for oy, ox in offsets]
-    # "as is" counts double when the clip has a size gan_video makes (a clip marked at another size
-    # is possible, embed_watermark takes any frames, but rarer)
-    share = {"as is": 2.0 if (h == w and h in sizes) else 1.0, "rescale": 1.0, "crop": 1.0}
-    present = [k for k in families if families[k]]
-    total = sum(share[k] for k in present)
-    out = []
-    for k in present:
-        mass = sum(wt for _, wt in families[k])
-        out += [(hyp, share[k] / total * wt / mass) for hyp, wt in families[k]]
-    return out
-
-
-def _view(mean: np.ndarray, hyp: tuple) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """A received temporal mean put back where hypothesis ``hyp`` says it was: the frame, and the
-    pixels of it that were seen (None: all)."""
-    kind, size, oy, ox = hyp
-    h, w, _ = mean.shape
-    if kind == "as is":
-        return mean, None
-    if kind == "rescale":
-        import cv2
-
-        shrink = size * size < h * w
-        return cv2.resize(mean, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR), None
-    frame = np.pad(mean, ((oy, size - h - oy), (ox, size - w - ox), (0, 0)), mode="edge")
-    seen = np.zeros((size, size), bool)
-    seen[oy:oy + h, ox:ox + w] = True
-    return frame, seen
-
-
-def _describe(hyp: tuple) -> str:
-    kind, size, oy, ox = hyp
-    if kind == "as is":
-        return "as is"
-    if kind == "rescale":
-        return f"rescaled from {size}x{size}"
-    return f"cropped from {size}x{size} at x={ox}, y={oy}"
 
 
 def _coded(clip: np.ndarray, key: str) -> list[dict]:

@@ -16,6 +16,7 @@ LAYERS = [
     ("models", "data"),
     ("provenance",),
     ("watermark",),
+    ("watermark_codec", "watermark_geometry"),
     ("weights_text", "weights_image"),
     ("weights",),
     ("cache",),
