@@ -11,7 +11,10 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -100,3 +103,19 @@ class RankRecorder(pl.Callback):
         self._write(trainer, {"world": trainer.world_size, "G": module_hash(pl_module.G),
                               "D": module_hash(pl_module.D), "G_ema": module_hash(pl_module.G_ema),
                               "text": module_hash(pl_module.text_d), "batches": int(pl_module.batches)})
+
+
+def fit_recording_ranks(tmp_path, cfg: dict, ranks: int = 2) -> list[list[dict]]:
+    """``gan-video fit`` on the config ``cfg`` (a dict, written as YAML) in a subprocess run from
+    ``tmp_path``, with tests/ on PYTHONPATH so that its callbacks can name ``run_helpers.RankRecorder``;
+    asserts it succeeded and returns the JSON lines each rank recorded."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "tests"), str(repo), os.environ.get("PYTHONPATH", "")]),
+           "GV_RECORD": str(tmp_path / "record"), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "gan_video.cli", "fit", "--config", str(tmp_path / "ddp.yaml")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    return [[json.loads(x) for x in (tmp_path / f"record.rank{r}").read_text().splitlines()] for r in range(ranks)]

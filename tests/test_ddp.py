@@ -1,17 +1,8 @@
 """``gan-video fit`` under DDP on the CPU: two processes (gloo), each with its own share of the data
 and its own noise, the same G, D and EMA weights on both after several steps, checkpoints written once."""
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import yaml
-
 from conftest import TINY
 from gan_video.checkpoints import read_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
+from run_helpers import fit_recording_ranks
 
 
 def test_fit_under_ddp_on_two_cpu_processes(tmp_path):
@@ -32,13 +23,7 @@ def test_fit_under_ddp_on_two_cpu_processes(tmp_path):
         "data": {"class_path": "gan_video.data.ShapesDataModule",
                  "init_args": {"resolution": 64, "frames": 8, "batch_size": 2, "train_size": 16, "num_workers": 0}},
     }
-    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "GV_RECORD": str(tmp_path / "record"), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "gan_video.cli", "fit", "--config", str(tmp_path / "ddp.yaml")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    ranks = [[json.loads(x) for x in (tmp_path / f"record.rank{r}").read_text().splitlines()] for r in (0, 1)]
+    ranks = fit_recording_ranks(tmp_path, cfg)
     steps = [[x for x in rec if "batch" in x] for rec in ranks]
     ends = [rec[-1] for rec in ranks]
     assert [len(s) for s in steps] == [batches, batches] and ends[0]["world"] == ends[1]["world"] == 2

@@ -133,14 +133,8 @@ def test_resumed_run_over_a_prepared_dataset_continues_identically(tmp_path, sou
 def test_two_gloo_ranks_read_disjoint_clips_of_a_prepared_dataset(tmp_path):
     """``gan-video fit`` with 2 CPU processes over a prepared dataset: in every epoch the two ranks
     train on different videos, together every video once."""
-    import json
-    import os
-    import subprocess
-    import sys
+    from run_helpers import fit_recording_ranks
 
-    import yaml
-
-    repo = Path(__file__).resolve().parents[1]
     make_videos(tmp_path / "videos", n=8)
     prepare_dataset(str(tmp_path / "p"), str(tmp_path / "videos"), size=64, min_frames=8, progress=False)
     batches = 4                                   # 8 videos / 2 ranks / batch 2: 2 batches an epoch
@@ -153,14 +147,7 @@ def test_two_gloo_ranks_read_disjoint_clips_of_a_prepared_dataset(tmp_path):
            "data": {"class_path": "gan_video.data.VideoDataModule",
                     "init_args": {"root": str(tmp_path / "p"), "resolution": 64, "frames": 8, "batch_size": 2,
                                   "num_workers": 0, "verbose": False}}}
-    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "tests"), str(repo), os.environ.get("PYTHONPATH", "")]),
-           "GV_RECORD": str(tmp_path / "record"), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "gan_video.cli", "fit", "--config", str(tmp_path / "ddp.yaml")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    ranks = [[json.loads(x) for x in (tmp_path / f"record.rank{r}").read_text().splitlines() if '"batch"' in x]
-             for r in (0, 1)]
+    ranks = [[x for x in rec if "batch" in x] for rec in fit_recording_ranks(tmp_path, cfg)]
     assert [len(r) for r in ranks] == [batches, batches]
     for epoch in (0, 1):
         mine = [sorted(i for x in r if x["epoch"] == epoch for i in x["items"]) for r in ranks]
