@@ -335,14 +335,14 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     base = np.array([[pl.amplitude * strength * size] * NBITS for pl in PLANES])
     amps = base.copy()
     host = [bits * _plane_stats(a)[0] for a in layouts]   # the scene's own (signed) correlation per bit
-    # the re-encodes checked: (analysis path, goal, targets per plane, the scene's own correlation through it)
-    paths = []
+    paths = []    # re-encodes checked: (analysis path, goal, targets per plane, the scene's correlation through it)
     if simulate_codec:
         for path, goal, targets in ((_coded, CODED_SCORE, [pl.coded_target for pl in PLANES]),
                                     (_downscaled_coded, DOWN_SCORE, [DOWN_TARGET] * len(PLANES))):
             paths.append((path, goal, targets, [bits * _plane_stats(a)[0] for a in path(clip, key)]))
+    delta = _pattern(layouts, amps, signs, h, w)
     for it in range(ITERATIONS + 1):
-        marked = np.clip(np.rint(x + _pattern(layouts, amps, signs, h, w)[None]), 0, 255).astype(np.uint8)
+        marked = np.clip(np.rint(x + delta[None]), 0, 255).astype(np.uint8)
         if it == ITERATIONS:
             break
         short = np.zeros_like(amps)
@@ -357,18 +357,17 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
         if not short.any():
             break
         amps = np.minimum(amps + short, base * MAX_BOOST)
-        # a textured scene asks for more than it should get: boosts stop where the mark alone would
-        # take the frames under MARK_PSNR (the base amplitudes are always kept)
-        power = float(np.mean(_pattern(layouts, amps, signs, h, w) ** 2))
-        if power > MARK_POWER:
+        delta = _pattern(layouts, amps, signs, h, w)
+        power = float(np.mean(delta ** 2))
+        if power > MARK_POWER:      # a busy scene: boosts stop at MARK_PSNR (the base is always kept)
             amps = np.maximum(base, amps * math.sqrt(MARK_POWER / power))
+            delta = _pattern(layouts, amps, signs, h, w)
     return marked.reshape(np.asarray(frames).shape)
 
 
 def _coded(clip: np.ndarray, key: str) -> list[dict]:
     """The analysis of ``clip`` after an H.264 round trip at :data:`CODEC_CRF`."""
-    h, w = clip.shape[1:3]
-    return _analyse(h264_roundtrip(clip[:, :h - h % 2, :w - w % 2]), key)
+    return _analyse(h264_roundtrip(clip), key)
 
 
 def _downscaled_coded(clip: np.ndarray, key: str) -> list[dict]:
@@ -407,21 +406,14 @@ def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: f
     all_sizes = tuple(sorted({int(x) for x in (*SIZES, *(sizes or ()))}))
     hyps = _hypotheses(h, w, all_sizes) if search else [(("as is", 0, 0, 0), 1.0)]
     mean = _temporal_mean(clip)
-    best = None
-    tried = 0
+    best = None        # every view is at least MIN_SIZE: the clip is, and so is every size in all_sizes
     for hyp, weight in hyps:
         view, seen = _view(mean, hyp)
-        if min(view.shape[:2]) < MIN_SIZE:
-            continue
-        tried += 1
         layouts = _analyse_mean(view, key, seen)
         score, scores = _score(layouts)
         p = tail_bound(score) / weight
         if best is None or p < best[0]:
             best = (p, score, scores, layouts, hyp, weight)
-    if best is None:
-        return WatermarkResult(False, 0.0, threshold, None, 0.0, expected_id=expected, hypotheses=0,
-                               geometry="", note="no geometry hypothesis fits these frames: not checked")
     p, score, scores, layouts, hyp, weight = best
     id_corr, id_var = np.zeros(NBITS - NMAGIC), np.zeros(NBITS - NMAGIC)
     for a in layouts:
@@ -436,7 +428,7 @@ def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: f
     res = WatermarkResult(detected, float(score), float(score_needed(weight, alpha)), word if detected else None,
                           float(np.abs(r).min()) if detected else 0.0,
                           {n: round(v, 3) for n, v in scores.items()}, float(min(1.0, p)),
-                          geometry=_describe(hyp), hypotheses=tried)
+                          geometry=_describe(hyp), hypotheses=len(hyps))
     if expected is not None:
         res.expected_id = expected
         # the id bits' chips are independent of the magic bits' chips that chose the geometry, so

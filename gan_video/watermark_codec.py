@@ -12,8 +12,9 @@ X264_ASM = "MMX2,SSE,SSE2"      # the x264 kernels the codec simulation may use 
 
 def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str] = None,
                    asm: Optional[str] = X264_ASM, fps: int = 8) -> np.ndarray:
-    """``clip`` (uint8 ``[T, H, W, 3]``, even H and W) encoded with libx264 (yuv420p) at ``crf``
-    (and x264 ``preset``, default medium) in memory and decoded again.
+    """``clip`` (uint8 ``[T, H, W, 3]``) encoded with libx264 (yuv420p) at ``crf`` (and x264
+    ``preset``, default medium) in memory and decoded again; yuv420p needs even sizes, so an odd
+    height or width first loses its last row or column.
 
     Reproducible from call to call and from machine to machine: one thread, and x264's assembly
     limited to MMX2/SSE/SSE2 (:data:`X264_ASM`), which every x86-64 CPU has. With the CPU's own
@@ -30,6 +31,8 @@ def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str]
 
     import av
 
+    h, w = clip.shape[1:3]
+    clip = clip[:, :h - h % 2, :w - w % 2]
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)

@@ -45,10 +45,9 @@ brackets the 5th percentile of the score. The JSON also has, per attack: how man
 ``p_bound`` < 0.0043, the share whose 16-bit model id is read back exactly from the pixels alone, the
 share where the expected model's id is confirmed (``expected_id=...``), score minimum / 1st percentile /
 median, the median score needed, the frame size of the attacked clip, the geometries the detector
-reported (``geometry``, counted) and the most geometry hypotheses it tried (``hypotheses``; both read
-with getattr, so that a detector without them counts as "" and 1), and the mean detection time. The
-detector is called as ``detect_watermark(clip, key=..., expected_id=...)``, plus ``sizes=(N,)`` when
-it has that parameter and the marked clips' size N is not one of 64, 128, 256.
+reported (``geometry``, counted) and the most geometry hypotheses it tried (``hypotheses``), and the
+mean detection time. The detector is called as ``detect_watermark(clip, key=..., expected_id=...,
+sizes=(N,))``, N the marked clips' size (a size it tries anyway when N is 64, 128 or 256).
 
 Cost: ``mark PSNR`` is the PSNR of the marked frames against the clean ones; ``PSNR cost`` is how much
 the watermark lowers the PSNR of the delivered file (CRF 18 mp4 against the clean frames):
@@ -76,7 +75,6 @@ to stderr, and writes every figure as JSON (``--json``).
 from __future__ import annotations
 
 import argparse
-import inspect
 import io
 import json
 import math
@@ -102,7 +100,6 @@ ENCODER_FPS, ENCODER_PRESET = 25, "medium"      # the independent re-encoder (se
 DETECTED_P = 0.0043                             # p_bound under this: detected (tail_bound(3.0) = 0.00429)
 AS_IS = "as is"
 DEFAULT_REAL_ATTACKS = (AS_IS, "crf28", "crop4+crf23", "down0.75+crf28")
-DETECTOR_SIZES = (64, 128, 256)                 # the sizes a geometry-searching detector tries by itself
 
 
 # ------------------------------------------------------------------------------------ attacks
@@ -112,8 +109,7 @@ def encode(clip: np.ndarray, crf: int, preset: str = ENCODER_PRESET, fps: int = 
     thread. An odd height or width first loses its last row or column."""
     from gan_video.watermark import h264_roundtrip
 
-    t, h, w, _ = clip.shape
-    return h264_roundtrip(clip[:, :h - h % 2, :w - w % 2], crf, preset=preset, asm=None, fps=fps)
+    return h264_roundtrip(clip, crf, preset=preset, asm=None, fps=fps)
 
 
 def _resize(clip: np.ndarray, w: int, h: int, interpolation: int) -> np.ndarray:
@@ -304,16 +300,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0 ** 2 / max(err, 1e-12))
 
 
-def detect_kwargs(native: int) -> dict:
-    """``sizes=[native]`` for a detector that searches the geometry (has ``sizes``) when the marked
-    clips' size is not one it tries by itself; nothing otherwise."""
-    from gan_video.watermark import detect_watermark
-
-    if native not in DETECTOR_SIZES and "sizes" in inspect.signature(detect_watermark).parameters:
-        return {"sizes": (native,)}
-    return {}
-
-
 def timed_detect(clip: np.ndarray, **kw):
     from gan_video.watermark import detect_watermark
 
@@ -334,10 +320,10 @@ class FalsePositives:
         self.detected += bool(r.detected)
         self.p_small += r.p_bound < DETECTED_P
         self.score_max = max(self.score_max, float(r.score))
-        self.hyp_max = max(self.hyp_max, int(getattr(r, "hypotheses", 1)))
+        self.hyp_max = max(self.hyp_max, r.hypotheses)
         self.scores.append(float(r.score))
         if r.detected:
-            self.geometries[getattr(r, "geometry", "")] += 1
+            self.geometries[r.geometry] += 1
 
     def as_dict(self) -> dict:
         return {"clips": self.n, "false_positives": self.detected / self.n, "false_positive_count": self.detected,
@@ -354,7 +340,7 @@ def measure_marked(name: str, clips: list[np.ndarray], model_hash: str, key: str
 
     ident = model_id_of(model_hash)
     native = clips[0].shape[1]
-    kw = detect_kwargs(native)
+    kw = {"sizes": (native,)}    # the marked clips' own size, whether or not the detector tries it anyway
     scores = {a: [] for a in attacks}
     hits, ids, verified, p_small = ({a: 0 for a in attacks} for _ in range(4))
     geometry = {a: Counter() for a in attacks}
@@ -383,8 +369,8 @@ def measure_marked(name: str, clips: list[np.ndarray], model_hash: str, key: str
             ids[a] += r.model_id == ident
             verified[a] += bool(r.id_match)
             p_small[a] += r.p_bound < DETECTED_P
-            geometry[a][getattr(r, "geometry", "")] += 1
-            hyp_max[a] = max(hyp_max[a], int(getattr(r, "hypotheses", 1)))
+            geometry[a][r.geometry] += 1
+            hyp_max[a] = max(hyp_max[a], r.hypotheses)
         for c in conditions:
             v = views[c] if c in views else apply_condition(c, delivered, marked)
             wrong[c].add(timed_detect(v, key=f"not-{key}", **kw)[0])
@@ -414,7 +400,7 @@ def measure_marked(name: str, clips: list[np.ndarray], model_hash: str, key: str
 def measure_real(name: str, clips: list[np.ndarray], key: str, conditions: list[str]) -> dict:
     from tqdm import tqdm
 
-    kw = detect_kwargs(clips[0].shape[1])
+    kw = {"sizes": (clips[0].shape[1],)}
     tally = {c: FalsePositives() for c in conditions}
     det_s = []
     for clip in tqdm(clips, desc=f"real {name}", file=sys.stderr, mininterval=5, leave=False):
@@ -435,7 +421,7 @@ def evaluate(args, attacks: list[str], conditions: list[str]) -> dict:
 
     import torch
 
-    from gan_video.watermark import DEFAULT_KEY, THRESHOLD, detect_watermark, tail_bound
+    from gan_video.watermark import DEFAULT_KEY, THRESHOLD, tail_bound
 
     torch.set_num_threads(args.threads)
     key = args.key or DEFAULT_KEY
@@ -452,14 +438,10 @@ def evaluate(args, attacks: list[str], conditions: list[str]) -> dict:
                      if not checkpoints else "--marked has no 'generated': the checkpoints are not used")
     n, res, frames = args.num_clips, args.resolution, args.frames
     nr = args.num_real or n
-    geometry_search = "sizes" in inspect.signature(detect_watermark).parameters
-    if not geometry_search:
-        notes.append("this detector does not search the geometry (no 'sizes' parameter): it tests the clip "
-                     "as it is, so rescaled and cropped clips are expected to be missed")
     out = {"config": {"num_clips": n, "num_real": nr, "frames": frames, "resolution": res, "threshold": THRESHOLD,
                       "fp_bound_at_threshold": tail_bound(THRESHOLD), "detected_p_bound": DETECTED_P,
                       "key": "default" if key == DEFAULT_KEY else "custom", "checkpoints": checkpoints,
-                      "attacks": attacks, "real_attacks": conditions, "geometry_search": geometry_search,
+                      "attacks": attacks, "real_attacks": conditions,
                       "encoder": f"PyAV {_version('av')} libx264, preset {ENCODER_PRESET}, {ENCODER_FPS} fps, "
                                  "yuv420p, one thread, x264's own CPU kernels",
                       "machine": f"{os.cpu_count()} CPU cores, torch threads {args.threads}"},
