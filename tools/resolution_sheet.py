@@ -68,18 +68,18 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"resolution_sheet: error: --frames {args.frames!r} is not a comma list of frame indices")
     clips = []
     for path in args.checkpoint:
-        if not Path(path).is_file():
+        if not Path(path).exists():      # a .ckpt file or an export folder
             raise SystemExit(f"resolution_sheet: error: checkpoint {path!r} does not exist")
         model = gan_video.load(path)
         with torch.no_grad():
             video = np.stack([model.generate([p], num_samples=1, seed=args.seed)[0] for p in prompts])
         if max(frames) >= video.shape[1] or min(frames) < -video.shape[1]:
             raise SystemExit(f"resolution_sheet: error: --frames {args.frames}: {path} makes {video.shape[1]} frames")
-        size = video.shape[2]
-        if clips and (max(c.shape[2] for c in clips + [video]) % size or any(max(size, c.shape[2]) % c.shape[2] for c in clips)):
-            raise SystemExit("resolution_sheet: error: the models' sizes must divide the largest one (64, 128, 256)")
         clips.append(video)
-        print(f"{path}: {size}x{size}, {video.shape[1]} frames", file=sys.stderr)
+        print(f"{path}: {video.shape[2]}x{video.shape[2]}, {video.shape[1]} frames", file=sys.stderr)
+    largest = max(c.shape[2] for c in clips)
+    if any(largest % c.shape[2] for c in clips):
+        raise SystemExit("resolution_sheet: error: the models' sizes must divide the largest one (64, 128, 256)")
     image = sheet(clips, frames)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(args.out, optimize=True)
