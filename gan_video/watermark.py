@@ -15,8 +15,8 @@ having to re-code it):
 
 The key (:data:`DEFAULT_KEY` unless given) seeds which cell carries which bit and its chip sign.
 
-Detection from pixels alone: the clip's temporal mean (moving content averages out, the mark does
-not), each plane averaged per cell, then whitened (luma: minus a least-squares prediction from the
+Detection from pixels alone: the clip's per-pixel temporal median (moving content and the noise of
+re-coded frames drop out, the static mark stays), each plane averaged per cell, then whitened (luma: minus a least-squares prediction from the
 8 neighbouring cells, fitted on the clip itself; chroma: minus the 3x3 cell mean) and weighted by
 the inverse of the local residual energy (cells on edges count less). For each plane, the magic
 bits' correlation with their chips, divided by the norm of the weighted residuals, gives a score
@@ -38,11 +38,15 @@ upscaled 2x / 4x and read back, 3.43 / 3.62; a 56x56 clip (4 px cut per side) 3.
 another offset; a 48x48 clip (0.75x) read back at 64x64 3.47.
 
 Embedding is informed: after adding the mark (base amplitudes 1.0 level of Y, 0.8 of Cb, 0.9 of Cr
-at 64x64, falling as 1/sqrt(area) to 0.7 of that from about 90x90 up), the clip is analysed as the
-detector would and each bit's amplitude in each plane raised (up to :data:`MAX_BOOST` times its base,
-under a :data:`MARK_PSNR` cap) until its correlation reaches a target (S_Y = 6, S_Cb = S_Cr = 3). With
-``simulate_codec``, the same against an H.264 round trip at CRF 28 and a 0.75x downscale followed by
-it (goals 4). Three passes.
+at 64x64, falling as 1/sqrt(area) to 0.7 of that from about 90x90 up), the clip is analysed (through
+its temporal mean, smooth in the amplitudes) and each bit's amplitude in each plane raised (up to
+:data:`MAX_BOOST` times its base) until its correlation reaches a target (S_Y = 6, S_Cb = S_Cr = 3).
+With ``simulate_codec``, the same along the way a shared clip travels: written as gan_video writes
+it (H.264 CRF 18, 8 fps), downscaled 0.75x and re-encoded (CRF 28 at 25 fps; x264's rate control
+reads the frame rate, and 8 fps there codes differently), until the score there reaches 4. Two
+passes. The boosts stop where the mark's power would pass 40 dB PSNR (:data:`MARK_PSNR`) or
+:data:`COST_SHARE` (the share of 1 dB) of the simulated CRF 18 file's own squared error, whichever
+is lower: the PSNR a mark costs is set against the coding error of the file it ships in.
 """
 from __future__ import annotations
 
@@ -62,16 +66,22 @@ MAGIC = 0x6776                  # "gv"
 NBITS, NMAGIC = 32, 16
 THRESHOLD = 3.0                 # the score of one hypothesis of weight 1 at the false-positive bound ALPHA
 TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
-DOWN_SCALE = 0.75               # the downscale (then CODEC_CRF) the embedding also simulates ...
-DOWN_SCORE = 4.0                # ... and the score under which it strengthens the bits that wore down
+DELIVERY_CRF, DELIVERY_FPS = 18, 8   # how gan_video writes a clip (io.write_mp4): the embedding simulates it
+DOWN_SCALE = 0.75               # the re-encode the embedding simulates after that: a 0.75x downscale, then ...
+RECODE_FPS = 25                 # ... H.264 at CODEC_CRF at 25 fps (x264's rate control reads the frame rate)
+CODED_SCORE = 4.0               # the simulated score (re-encoded at the same size) under which the embedding
+                                # strengthens the bits that wore down, towards each plane's coded_target
+DOWN_SCORE = 4.0                # the same after the downscale ...
 DOWN_TARGET = 2.5               # ... towards this score per plane
 MIN_SIZE = 32                   # smaller frames have too few cells
 SIZE_FLOOR = 0.7                # base amplitudes scale down with the frame area, to 0.7 of it at most
-CODED_SCORE = 4.0               # the score under which the embedding strengthens what CODEC_CRF wore down
-ITERATIONS = 3                  # informed-embedding passes
+ITERATIONS = 2                  # informed-embedding passes
 MAX_BOOST = 2.0                 # a bit's amplitude may grow to 2 times the base, never shrink ...
-MARK_PSNR = 40.0                # ... as long as the mark alone keeps the frames above 40 dB PSNR
+MARK_PSNR = 40.0                # ... as long as the mark alone keeps the frames above 40 dB PSNR ...
 MARK_POWER = 255.0 ** 2 / 10 ** (MARK_PSNR / 10)
+COST_SHARE = 10 ** 0.1 - 1      # ... and adds at most the share of 1 dB to the simulated delivery's own squared error,
+FLOOR_PSNR = 42.0               # ... though a cleanly coded clip may always take boosts up to 42 dB
+FLOOR_POWER = 255.0 ** 2 / 10 ** (FLOOR_PSNR / 10)
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float64)
 
@@ -83,8 +93,8 @@ class Plane:
     cell: int                   # cell side in pixels
     whiten: str                 # "ls" (least-squares neighbour prediction) or "box3"
     amplitude: float            # base amplitude, in plane units (levels of Y, of 0.564 (B-Y), of 0.713 (R-Y))
-    target: float               # per-plane score the informed embedding aims at
-    coded_target: float         # ... and after a simulated H.264 round trip at CODEC_CRF
+    target: float               # per-plane score the informed embedding aims at (as is) ...
+    coded_target: float         # ... and re-encoded at the same size (CODED_SCORE)
     row: tuple
     direction: tuple
 
@@ -221,8 +231,15 @@ def _weighted(z: np.ndarray) -> np.ndarray:
 
 
 def _temporal_mean(clip: np.ndarray) -> np.ndarray:
+    """The embedding's view of a clip: its temporal mean (smooth in the mark's amplitudes)."""
     t, h, w, _ = clip.shape
     return clip.reshape(t, -1).mean(0, dtype=np.float64).reshape(h, w, 3)
+
+
+def _temporal_median(clip: np.ndarray) -> np.ndarray:
+    """The detector's view of a clip: its per-pixel temporal median, which drops what passes by (a
+    moving object, the noise of re-coded frames) where the mean keeps a share of it."""
+    return np.median(clip, axis=0).astype(np.float64)
 
 
 def _analyse_mean(mean: np.ndarray, key: str, visible: Optional[np.ndarray] = None) -> list[dict]:
@@ -311,12 +328,12 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     """The clip (uint8 ``[T, H, W, 3]``, or one frame ``[H, W, 3]``) with the watermark carrying
     ``model_id`` (an int in [0, 65535] or a hex model hash: its first 4 digits), keyed by ``key``.
     ``strength`` scales the amplitudes and targets (1: the measured design point);
-    ``simulate_codec`` checks the mark against an H.264 CRF 28 round trip, and against a 0.75x
-    downscale followed by it, and strengthens it where those would wear it down (see the module
-    docstring). Deterministic: the same clip, id and
-    key give the same frames (with ``simulate_codec``, for a given libx264 build, on any machine). A clip that
-    already carries this id's mark under this key comes back unchanged (marking twice does not
-    double the mark)."""
+    ``simulate_codec`` checks the mark against the way a clip travels (written as gan_video writes
+    it, then downscaled 0.75x and re-encoded at CRF 28), strengthens it where that would wear it
+    down, and caps it at 1 dB of that file's own coding error (see the module docstring).
+    Deterministic: the same clip, id and key give the same frames (with ``simulate_codec``, for a
+    given libx264 build, on any machine). A clip that already carries this id's mark under this key
+    comes back unchanged (marking twice does not double the mark)."""
     clip = _as_clip(frames)
     t, h, w, _ = clip.shape
     _check_size(h, w)
@@ -335,11 +352,15 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     base = np.array([[pl.amplitude * strength * size] * NBITS for pl in PLANES])
     amps = base.copy()
     host = [bits * _plane_stats(a)[0] for a in layouts]   # the scene's own (signed) correlation per bit
-    paths = []    # re-encodes checked: (analysis path, goal, targets per plane, the scene's correlation through it)
+    cap, travels = MARK_POWER, []    # (journey, goal, per-plane targets, the scene's correlation along it)
     if simulate_codec:
-        for path, goal, targets in ((_coded, CODED_SCORE, [pl.coded_target for pl in PLANES]),
-                                    (_downscaled_coded, DOWN_SCORE, [DOWN_TARGET] * len(PLANES))):
-            paths.append((path, goal, targets, [bits * _plane_stats(a)[0] for a in path(clip, key)]))
+        delivered = _delivered(clip)
+        error = float(np.mean((delivered - x[:, :delivered.shape[1], :delivered.shape[2]]) ** 2))   # float - uint8
+        cap = min(cap, max(FLOOR_POWER, COST_SHARE * error))
+        for scale, goal, targets in ((1.0, CODED_SCORE, [pl.coded_target for pl in PLANES]),
+                                     (DOWN_SCALE, DOWN_SCORE, [DOWN_TARGET] * len(PLANES))):
+            seen = _travelled(delivered, key, scale)
+            travels.append((scale, goal, targets, [bits * _plane_stats(a)[0] for a in seen]))
     delta = _pattern(layouts, amps, signs, h, w)
     for it in range(ITERATIONS + 1):
         marked = np.clip(np.rint(x + delta[None]), 0, 255).astype(np.uint8)
@@ -348,37 +369,41 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
         short = np.zeros_like(amps)
         for p, (plane, a) in enumerate(zip(PLANES, _analyse(marked, key))):
             short[p] = _shortfall(plane, a, bits, host[p], amps[p], plane.target * strength)
-        for path, goal, targets, path_host in paths:
-            seen = path(marked, key)
+        delivered = _delivered(marked) if travels else None
+        for scale, goal, targets, travel_host in travels:
+            seen = _travelled(delivered, key, scale)
             if _score(seen)[0] < goal * strength:
                 for p, a in enumerate(seen):
-                    short[p] = np.maximum(short[p], _shortfall(PLANES[p], a, bits, path_host[p], amps[p],
+                    short[p] = np.maximum(short[p], _shortfall(PLANES[p], a, bits, travel_host[p], amps[p],
                                                                targets[p] * strength))
         if not short.any():
             break
         amps = np.minimum(amps + short, base * MAX_BOOST)
         delta = _pattern(layouts, amps, signs, h, w)
         power = float(np.mean(delta ** 2))
-        if power > MARK_POWER:      # a busy scene: boosts stop at MARK_PSNR (the base is always kept)
-            amps = np.maximum(base, amps * math.sqrt(MARK_POWER / power))
+        if power > cap:      # boosts stop at the cap (the base is always kept)
+            amps = np.maximum(base, amps * math.sqrt(cap / power))
             delta = _pattern(layouts, amps, signs, h, w)
     return marked.reshape(np.asarray(frames).shape)
 
 
-def _coded(clip: np.ndarray, key: str) -> list[dict]:
-    """The analysis of ``clip`` after an H.264 round trip at :data:`CODEC_CRF`."""
-    return _analyse(h264_roundtrip(clip), key)
+def _delivered(clip: np.ndarray) -> np.ndarray:
+    """``clip`` as gan_video writes it (io.write_mp4: H.264 CRF 18, 8 fps) and reads it back."""
+    return h264_roundtrip(clip, DELIVERY_CRF, fps=DELIVERY_FPS)
 
 
-def _downscaled_coded(clip: np.ndarray, key: str) -> list[dict]:
-    """The analysis of ``clip`` downscaled by :data:`DOWN_SCALE` (area), H.264 at :data:`CODEC_CRF`,
-    and read back at full size, as the detector's rescale hypothesis reads it."""
+def _travelled(delivered: np.ndarray, key: str, scale: float) -> list[dict]:
+    """The analysis of a delivered clip downscaled by ``scale`` (area; 1: not rescaled), re-encoded
+    (H.264 at :data:`CODEC_CRF`, :data:`RECODE_FPS`) and read back at its size, as the detector's
+    hypotheses read it (through the temporal mean: see :func:`_temporal_mean`)."""
+    if scale == 1.0:
+        return _analyse(h264_roundtrip(delivered, CODEC_CRF, fps=RECODE_FPS), key)
     import cv2
 
-    t, h, w, _ = clip.shape
-    sw, sh = max(2, round(w * DOWN_SCALE) // 2 * 2), max(2, round(h * DOWN_SCALE) // 2 * 2)
-    small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in clip])
-    mean = _temporal_mean(h264_roundtrip(small))
+    t, h, w, _ = delivered.shape
+    sw, sh = max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2)
+    small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in delivered])
+    mean = _temporal_mean(h264_roundtrip(small, CODEC_CRF, fps=RECODE_FPS))
     return _analyse_mean(cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR), key)
 
 
@@ -405,7 +430,7 @@ def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: f
         raise ValueError(f"sizes {bad}: a watermarked frame is at least {MIN_SIZE}x{MIN_SIZE}")
     all_sizes = tuple(sorted({int(x) for x in (*SIZES, *(sizes or ()))}))
     hyps = _hypotheses(h, w, all_sizes) if search else [(("as is", 0, 0, 0), 1.0)]
-    mean = _temporal_mean(clip)
+    mean = _temporal_median(clip)
     best = None        # every view is at least MIN_SIZE: the clip is, and so is every size in all_sizes
     for hyp, weight in hyps:
         view, seen = _view(mean, hyp)
