@@ -58,7 +58,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .watermark_codec import CODEC_CRF, X264_ASM, h264_roundtrip
+from .watermark_codec import CODEC_CRF, X264_ASM, deliver, h264_roundtrip, reencoded_mean
 from .watermark_geometry import MAX_CROP, SIZES, _describe, _hypotheses, _view
 
 DEFAULT_KEY = "gan_video public watermark key v1"
@@ -66,13 +66,8 @@ MAGIC = 0x6776                  # "gv"
 NBITS, NMAGIC = 32, 16
 THRESHOLD = 3.0                 # the score of one hypothesis of weight 1 at the false-positive bound ALPHA
 TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
-DELIVERY_CRF, DELIVERY_FPS = 18, 8   # how gan_video writes a clip (io.write_mp4): the embedding simulates it
-DOWN_SCALE = 0.75               # the re-encode the embedding simulates after that: a 0.75x downscale, then ...
-RECODE_FPS = 25                 # ... H.264 at CODEC_CRF at 25 fps (x264's rate control reads the frame rate)
-CODED_SCORE = 4.0               # the simulated score (re-encoded at the same size) under which the embedding
-                                # strengthens the bits that wore down, towards each plane's coded_target
-DOWN_SCORE = 4.0                # the same after the downscale ...
-DOWN_TARGET = 2.5               # ... towards this score per plane
+CODED_SCORE = 4.0               # a simulated re-encode's score under which the bits it wore down are raised (to coded_target)
+DOWN_SCALE, DOWN_SCORE, DOWN_TARGET = 0.75, 4.0, 2.5   # the same after a 0.75x downscale (to 2.5 per plane)
 MIN_SIZE = 32                   # smaller frames have too few cells
 SIZE_FLOOR = 0.7                # base amplitudes scale down with the frame area, to 0.7 of it at most
 ITERATIONS = 2                  # informed-embedding passes
@@ -354,7 +349,7 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     host = [bits * _plane_stats(a)[0] for a in layouts]   # the scene's own (signed) correlation per bit
     cap, travels = MARK_POWER, []    # (journey, goal, per-plane targets, the scene's correlation along it)
     if simulate_codec:
-        delivered = _delivered(clip)
+        delivered = deliver(clip)
         error = float(np.mean((delivered - x[:, :delivered.shape[1], :delivered.shape[2]]) ** 2))   # float - uint8
         cap = min(cap, max(FLOOR_POWER, COST_SHARE * error))
         for scale, goal, targets in ((1.0, CODED_SCORE, [pl.coded_target for pl in PLANES]),
@@ -369,7 +364,7 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
         short = np.zeros_like(amps)
         for p, (plane, a) in enumerate(zip(PLANES, _analyse(marked, key))):
             short[p] = _shortfall(plane, a, bits, host[p], amps[p], plane.target * strength)
-        delivered = _delivered(marked) if travels else None
+        delivered = deliver(marked) if travels else None
         for scale, goal, targets, travel_host in travels:
             seen = _travelled(delivered, key, scale)
             if _score(seen)[0] < goal * strength:
@@ -387,24 +382,10 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     return marked.reshape(np.asarray(frames).shape)
 
 
-def _delivered(clip: np.ndarray) -> np.ndarray:
-    """``clip`` as gan_video writes it (io.write_mp4: H.264 CRF 18, 8 fps) and reads it back."""
-    return h264_roundtrip(clip, DELIVERY_CRF, fps=DELIVERY_FPS)
-
-
 def _travelled(delivered: np.ndarray, key: str, scale: float) -> list[dict]:
-    """The analysis of a delivered clip downscaled by ``scale`` (area; 1: not rescaled), re-encoded
-    (H.264 at :data:`CODEC_CRF`, :data:`RECODE_FPS`) and read back at its size, as the detector's
-    hypotheses read it (through the temporal mean: see :func:`_temporal_mean`)."""
-    if scale == 1.0:
-        return _analyse(h264_roundtrip(delivered, CODEC_CRF, fps=RECODE_FPS), key)
-    import cv2
-
-    t, h, w, _ = delivered.shape
-    sw, sh = max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2)
-    small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in delivered])
-    mean = _temporal_mean(h264_roundtrip(small, CODEC_CRF, fps=RECODE_FPS))
-    return _analyse_mean(cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR), key)
+    """The analysis of a delivered clip after :func:`~gan_video.watermark_codec.reencoded_mean`
+    (downscaled by ``scale``, re-encoded, read back at its size), as the detector's hypotheses read it."""
+    return _analyse_mean(reencoded_mean(delivered, scale), key)
 
 
 def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: float = THRESHOLD,

@@ -6,7 +6,9 @@ from typing import Optional
 
 import numpy as np
 
-CODEC_CRF = 28                  # the H.264 re-encode the embedding simulates (libx264 through PyAV)
+CODEC_CRF = 28                  # the H.264 re-encode the embedding simulates (libx264 through PyAV) ...
+RECODE_FPS = 25                 # ... at 25 fps (x264's rate control reads the frame rate: 8 fps codes differently)
+DELIVERY_CRF, DELIVERY_FPS = 18, 8   # how gan_video writes a clip (io.write_mp4's defaults), simulated before it
 X264_ASM = "MMX2,SSE,SSE2"      # the x264 kernels the codec simulation may use (see h264_roundtrip)
 
 
@@ -47,3 +49,26 @@ def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str]
     buf.seek(0)
     with av.open(buf) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def deliver(clip: np.ndarray) -> np.ndarray:
+    """``clip`` as gan_video writes it (io.write_mp4: H.264 CRF 18, 8 fps) and reads it back."""
+    return h264_roundtrip(clip, DELIVERY_CRF, fps=DELIVERY_FPS)
+
+
+def reencoded_mean(delivered: np.ndarray, scale: float) -> np.ndarray:
+    """The temporal mean (float ``[H, W, 3]``) of a delivered clip downscaled by ``scale`` (area; 1:
+    not rescaled), re-encoded (H.264 at :data:`CODEC_CRF`, :data:`RECODE_FPS`) and read back at its
+    size (bilinear), the way a shared clip travels and the detector's rescale hypothesis reads it."""
+    import cv2
+
+    t, h, w, _ = delivered.shape
+    small = delivered
+    if scale != 1.0:
+        sw, sh = max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2)
+        small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in delivered])
+    coded = h264_roundtrip(small, CODEC_CRF, fps=RECODE_FPS)
+    mean = coded.reshape(len(coded), -1).mean(0, dtype=np.float64).reshape(coded.shape[1:])
+    if mean.shape[:2] != (h, w):
+        mean = cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
+    return mean
