@@ -66,8 +66,9 @@ MAGIC = 0x6776                  # "gv"
 NBITS, NMAGIC = 32, 16
 THRESHOLD = 3.0                 # the score of one hypothesis of weight 1 at the false-positive bound ALPHA
 TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
-CODED_SCORE = 4.0               # a simulated re-encode's score under which the bits it wore down are raised (to coded_target)
-DOWN_SCALE, DOWN_SCORE, DOWN_TARGET = 0.75, 4.0, 2.5   # the same after a 0.75x downscale (to 2.5 per plane)
+DOWN_SCALE = 0.75               # the simulated journey's downscale (watermark_codec.reencoded_mean) ...
+DOWN_SCORE = 4.0                # ... the score there under which the embedding raises the bits it wore down ...
+DOWN_TARGET = 2.5               # ... towards this score per plane
 MIN_SIZE = 32                   # smaller frames have too few cells
 SIZE_FLOOR = 0.7                # base amplitudes scale down with the frame area, to 0.7 of it at most
 ITERATIONS = 2                  # informed-embedding passes
@@ -88,18 +89,17 @@ class Plane:
     cell: int                   # cell side in pixels
     whiten: str                 # "ls" (least-squares neighbour prediction) or "box3"
     amplitude: float            # base amplitude, in plane units (levels of Y, of 0.564 (B-Y), of 0.713 (R-Y))
-    target: float               # per-plane score the informed embedding aims at (as is) ...
-    coded_target: float         # ... and re-encoded at the same size (CODED_SCORE)
+    target: float               # per-plane score the informed embedding aims at (as is)
     row: tuple
     direction: tuple
 
 
 _CB = tuple(0.564 * (np.array([0.0, 0.0, 1.0]) - _LUMA))     # BT.601: Cb = 0.564 (B - Y)
 _CR = tuple(0.713 * (np.array([1.0, 0.0, 0.0]) - _LUMA))     # Cr = 0.713 (R - Y)
-PLANES = (    # name, cell, whitening, amplitude, target, coded target, RGB -> plane, RGB of +1 in it
-    Plane("Y", 4, "ls", 1.0, 6.0, 3.5, tuple(_LUMA), (1.0, 1.0, 1.0)),
-    Plane("Cb", 8, "box3", 0.8, 3.0, 2.0, _CB, (0.0, -0.344, 1.773)),
-    Plane("Cr", 8, "box3", 0.9, 3.0, 2.0, _CR, (1.403, -0.714, 0.0)),
+PLANES = (    # name, cell, whitening, amplitude, target, RGB -> plane, RGB of +1 in it
+    Plane("Y", 4, "ls", 1.0, 6.0, tuple(_LUMA), (1.0, 1.0, 1.0)),
+    Plane("Cb", 8, "box3", 0.8, 3.0, _CB, (0.0, -0.344, 1.773)),
+    Plane("Cr", 8, "box3", 0.9, 3.0, _CR, (1.403, -0.714, 0.0)),
 )
 
 
@@ -347,15 +347,12 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     base = np.array([[pl.amplitude * strength * size] * NBITS for pl in PLANES])
     amps = base.copy()
     host = [bits * _plane_stats(a)[0] for a in layouts]   # the scene's own (signed) correlation per bit
-    cap, travels = MARK_POWER, []    # (journey, goal, per-plane targets, the scene's correlation along it)
+    cap, travel_host = MARK_POWER, None
     if simulate_codec:
         delivered = deliver(clip)
         error = float(np.mean((delivered - x[:, :delivered.shape[1], :delivered.shape[2]]) ** 2))   # float - uint8
         cap = min(cap, max(FLOOR_POWER, COST_SHARE * error))
-        for scale, goal, targets in ((1.0, CODED_SCORE, [pl.coded_target for pl in PLANES]),
-                                     (DOWN_SCALE, DOWN_SCORE, [DOWN_TARGET] * len(PLANES))):
-            seen = _travelled(delivered, key, scale)
-            travels.append((scale, goal, targets, [bits * _plane_stats(a)[0] for a in seen]))
+        travel_host = [bits * _plane_stats(a)[0] for a in _travelled(delivered, key)]   # the scene's, along the way
     delta = _pattern(layouts, amps, signs, h, w)
     for it in range(ITERATIONS + 1):
         marked = np.clip(np.rint(x + delta[None]), 0, 255).astype(np.uint8)
@@ -364,13 +361,12 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
         short = np.zeros_like(amps)
         for p, (plane, a) in enumerate(zip(PLANES, _analyse(marked, key))):
             short[p] = _shortfall(plane, a, bits, host[p], amps[p], plane.target * strength)
-        delivered = deliver(marked) if travels else None
-        for scale, goal, targets, travel_host in travels:
-            seen = _travelled(delivered, key, scale)
-            if _score(seen)[0] < goal * strength:
+        if travel_host is not None:
+            seen = _travelled(deliver(marked), key)
+            if _score(seen)[0] < DOWN_SCORE * strength:
                 for p, a in enumerate(seen):
                     short[p] = np.maximum(short[p], _shortfall(PLANES[p], a, bits, travel_host[p], amps[p],
-                                                               targets[p] * strength))
+                                                               DOWN_TARGET * strength))
         if not short.any():
             break
         amps = np.minimum(amps + short, base * MAX_BOOST)
@@ -382,10 +378,11 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
     return marked.reshape(np.asarray(frames).shape)
 
 
-def _travelled(delivered: np.ndarray, key: str, scale: float) -> list[dict]:
+def _travelled(delivered: np.ndarray, key: str) -> list[dict]:
     """The analysis of a delivered clip after :func:`~gan_video.watermark_codec.reencoded_mean`
-    (downscaled by ``scale``, re-encoded, read back at its size), as the detector's hypotheses read it."""
-    return _analyse_mean(reencoded_mean(delivered, scale), key)
+    (downscaled by :data:`DOWN_SCALE`, re-encoded, read back at its size), as the detector's rescale
+    hypothesis reads it."""
+    return _analyse_mean(reencoded_mean(delivered, DOWN_SCALE), key)
 
 
 def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: float = THRESHOLD,
