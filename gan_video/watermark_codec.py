@@ -48,7 +48,7 @@ def h264_roundtrip(clip: np.ndarray, crf: int = CODEC_CRF, preset: Optional[str]
             container.mux(packet)
     buf.seek(0)
     with av.open(buf) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        return np.stack([f.to_ndarray(format="rgb24", threads=1) for f in container.decode(video=0)])
 
 
 def deliver(clip: np.ndarray) -> np.ndarray:

@@ -70,7 +70,7 @@ def read_video(path: str | Path) -> np.ndarray:
     import av
 
     with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        frames = [f.to_ndarray(format="rgb24", threads=1) for f in container.decode(video=0)]
     if not frames:
         raise ValueError(f"{path} has no decodable video frames")
     return np.stack(frames)

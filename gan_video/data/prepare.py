@@ -27,7 +27,7 @@ def video_frames(entry: Entry, size: int, max_frames: Optional[int] = None, chun
                 continue
             if idx >= entry.first + n:
                 break
-            buf.append(frame.to_ndarray(format="rgb24"))
+            buf.append(frame.to_ndarray(format="rgb24", threads=1))
             if len(buf) == chunk:
                 out.append(fit_frames(np.stack(buf), size).numpy())
                 buf = []

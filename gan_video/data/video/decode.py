@@ -60,7 +60,7 @@ def decode_video(path: str, indices: Sequence[int], fps: float, _retry: bool = T
             return decode_video(path, want, fps, _retry, _seek=False)
         img = None
         while k < len(want) and want[k] <= last:
-            img = frame.to_ndarray(format="rgb24") if img is None else img
+            img = frame.to_ndarray(format="rgb24", threads=1) if img is None else img
             out[k], k = img, k + 1
         if k == len(want):
             frames.close()
