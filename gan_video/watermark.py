@@ -58,7 +58,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .watermark_codec import CODEC_CRF, X264_ASM, deliver, h264_roundtrip, reencoded_mean
+from .watermark_codec import deliver, downscaled_reencode, h264_roundtrip
 from .watermark_geometry import MAX_CROP, SIZES, _describe, _hypotheses, _view
 
 DEFAULT_KEY = "gan_video public watermark key v1"
@@ -66,7 +66,7 @@ MAGIC = 0x6776                  # "gv"
 NBITS, NMAGIC = 32, 16
 THRESHOLD = 3.0                 # the score of one hypothesis of weight 1 at the false-positive bound ALPHA
 TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
-DOWN_SCALE = 0.75               # the simulated journey's downscale (watermark_codec.reencoded_mean) ...
+DOWN_SCALE = 0.75               # the simulated journey's downscale (watermark_codec.downscaled_reencode) ...
 DOWN_SCORE = 4.0                # ... the score there under which the embedding raises the bits it wore down ...
 DOWN_TARGET = 2.5               # ... towards this score per plane
 MIN_SIZE = 32                   # smaller frames have too few cells
@@ -379,10 +379,14 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
 
 
 def _travelled(delivered: np.ndarray, key: str) -> list[dict]:
-    """The analysis of a delivered clip after :func:`~gan_video.watermark_codec.reencoded_mean`
-    (downscaled by :data:`DOWN_SCALE`, re-encoded, read back at its size), as the detector's rescale
-    hypothesis reads it."""
-    return _analyse_mean(reencoded_mean(delivered, DOWN_SCALE), key)
+    """The analysis of a delivered clip after :func:`~gan_video.watermark_codec.downscaled_reencode`
+    by :data:`DOWN_SCALE`, its temporal mean read back at its size (bilinear) as the detector's
+    rescale hypothesis reads it."""
+    import cv2
+
+    h, w = delivered.shape[1:3]
+    mean = _temporal_mean(downscaled_reencode(delivered, DOWN_SCALE))
+    return _analyse_mean(cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR), key)
 
 
 def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: float = THRESHOLD,

@@ -56,19 +56,12 @@ def deliver(clip: np.ndarray) -> np.ndarray:
     return h264_roundtrip(clip, DELIVERY_CRF, fps=DELIVERY_FPS)
 
 
-def reencoded_mean(delivered: np.ndarray, scale: float) -> np.ndarray:
-    """The temporal mean (float ``[H, W, 3]``) of a delivered clip downscaled by ``scale`` (area; 1:
-    not rescaled), re-encoded (H.264 at :data:`CODEC_CRF`, :data:`RECODE_FPS`) and read back at its
-    size (bilinear), the way a shared clip travels and the detector's rescale hypothesis reads it."""
+def downscaled_reencode(delivered: np.ndarray, scale: float) -> np.ndarray:
+    """A delivered clip downscaled by ``scale`` (area, to even sizes) and re-encoded (H.264 at
+    :data:`CODEC_CRF`, :data:`RECODE_FPS`), the way a shared clip travels."""
     import cv2
 
     t, h, w, _ = delivered.shape
-    small = delivered
-    if scale != 1.0:
-        sw, sh = max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2)
-        small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in delivered])
-    coded = h264_roundtrip(small, CODEC_CRF, fps=RECODE_FPS)
-    mean = coded.reshape(len(coded), -1).mean(0, dtype=np.float64).reshape(coded.shape[1:])
-    if mean.shape[:2] != (h, w):
-        mean = cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
-    return mean
+    sw, sh = max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2)
+    small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in delivered])
+    return h264_roundtrip(small, CODEC_CRF, fps=RECODE_FPS)
