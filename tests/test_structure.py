@@ -16,7 +16,7 @@ LAYERS = [
     ("models", "data"),
     ("provenance",),
     ("watermark",),
-    ("watermark_codec", "watermark_geometry"),
+    ("watermark_codec", "watermark_geometry", "watermark_layout"),
     ("weights_text", "weights_image"),
     ("weights",),
     ("cache",),
