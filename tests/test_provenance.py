@@ -310,7 +310,8 @@ def test_inspect_cli(marked, clip, tmp_path, capsys):
     # JSON output, and one clear line per missing or unreadable file (exit status 2)
     inspect.main(["--json", str(tmp_path / "gen.mp4")])
     info = json.loads(capsys.readouterr().out)
-    assert info["label"] == label and info["watermark"]["detected"] and info["watermark"]["model_id"] == 0x3F2A
+    assert info["label"] == label and info["watermark"]["detected"]
+    assert info["watermark"]["expected_id"] == 0x3F2A and info["watermark"]["id_match"]   # the label's model, checked
     (tmp_path / "junk.gif").write_bytes(b"GIF89a broken")
     with pytest.raises(SystemExit) as e:
         inspect.main([str(tmp_path / "nope.mp4"), str(tmp_path / "junk.gif"), str(tmp_path / "gen.mp4")])
