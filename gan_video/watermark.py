@@ -14,24 +14,31 @@ having to re-code it):
 - luma (Y) in 4x4-pixel cells (256 at 64x64): one 4x4 transform block of H.264 each, whose DC
   coefficient survives CRF 28 far better than 2x2 cells did (version 1 of the mark);
 - the two chroma planes (Cb, Cr) in 8x8-pixel cells (64 each at 64x64): one 4x4 block of yuv420p
-  chroma each. The key (:data:`DEFAULT_KEY` unless given) seeds which cell carries which bit and its
-  chip sign (:mod:`gan_video.watermark_layout`).
+  chroma each.
+
+The key (:data:`DEFAULT_KEY` unless given) seeds which cell carries which bit and its chip sign.
 
 Detection from pixels alone: the clip's per-pixel temporal median (moving content and the noise of
-re-coded frames drop out, the static mark stays), each plane averaged per cell, then whitened
-(luma: minus a least-squares prediction from the 8 neighbouring cells, fitted on the clip itself;
-chroma: minus the 3x3 cell mean) and weighted by
+re-coded frames drop out, the static mark stays), each plane averaged per cell, then whitened (luma: minus a least-squares prediction from the
+8 neighbouring cells, fitted on the clip itself; chroma: minus the 3x3 cell mean) and weighted by
 the inverse of the local residual energy (cells on edges count less). For each plane, the magic
 bits' correlation with their chips, divided by the norm of the weighted residuals, gives a score
 ``S_p``; the score is ``S = (S_Y + S_Cb + S_Cr) / sqrt(3)``.
 
-Geometry and false positives: the detector scores a clip under *hypotheses* of where its pixels
-were when marked (as is, rescaled from each size gan_video makes, cropped by up to 8 px per side;
-:mod:`gan_video.watermark_geometry` gives them and their weights ``w_h``, summing to 1). For a clip
-without this key's mark and one hypothesis, ``S_h`` is a unit-norm weighted sum of random signs, so
-``P(S_h >= t) <= 3.18 P(N(0,1) >= t)`` (Bentkus & Dzindzalieta, Bernoulli 21(2), 2015); the clip's
-bound is ``p = min_h 3.18 P(N >= S_h) / w_h``, and it counts as marked when ``p <= ALPHA`` (0.43%)
-however many hypotheses were tried (docs/provenance.md gives the score each one needs).
+Geometry: a shared clip has often been rescaled or trimmed, so the detector scores it under
+*hypotheses* of where its pixels were when it was marked, fixed by the received frame size alone:
+as is, rescaled from each size gan_video makes, cropped by up to 8 px per side
+(:mod:`gan_video.watermark_geometry`, which also gives their weights ``w_h``, summing to 1).
+
+False positives: for any clip made without this key and any one hypothesis, the chips are
+independent of the pixels, so ``S_h`` is a sum of random signs with weights of unit norm, and for
+such sums ``P(S >= t) <= 3.18 * P(N(0,1) >= t)`` whatever the weights (Bentkus & Dzindzalieta, "A
+tight Gaussian bound for weighted sums of Rademacher random variables", Bernoulli 21(2), 2015). By a
+weighted Bonferroni bound the clip's p-value bound is ``p = min_h 3.18 P(N >= S_h) / w_h``, and it
+counts as marked when ``p <= ALPHA`` (:data:`ALPHA` = 3.18 P(N >= 3) = 0.43%): for an unmarked clip
+``P(detected) <= 0.43%`` however many hypotheses were tried. At 64x64 "as is" needs ``S >= 3.12``;
+upscaled 2x / 4x and read back, 3.43 / 3.62; a 56x56 clip (4 px cut per side) 3.51 centred, 4.5 at
+another offset; a 48x48 clip (0.75x) read back at 64x64 3.47.
 
 Embedding is informed: after adding the mark (base amplitudes 1.0 level of Y, 0.8 of Cb, 0.9 of Cr
 at 64x64, falling as 1/sqrt(area) to 0.7 of that from about 90x90 up), the clip is analysed (through
@@ -40,9 +47,10 @@ its temporal mean, smooth in the amplitudes) and each bit's amplitude in each pl
 the id bits :data:`ID_TARGET` of it). With ``simulate_codec``, the same for the magic bits along the
 way a shared clip travels: written as gan_video writes it (H.264 CRF 18, 8 fps), downscaled 0.75x
 and re-encoded (CRF 28 at 25 fps; x264's rate control reads the frame rate, and 8 fps there codes
-differently), until the score there reaches 4. Two passes. The boosts stop where the mark's power would pass 40 dB PSNR (:data:`MARK_PSNR`) or
-:data:`COST_SHARE` (the share of 1 dB) of the simulated CRF 18 file's own squared error, whichever
-is lower: the PSNR a mark costs is set against the coding error of the file it ships in.
+differently), until the score there reaches 4. Two passes. The boosts stop where the mark's pattern
+would pass 40 dB PSNR (:data:`MARK_PSNR`; rounded into whole levels it can measure about 0.5 dB
+lower) or :data:`COST_SHARE` (the share of 1 dB) of the simulated CRF 18 file's own squared error,
+whichever is lower: the PSNR a mark costs is set against the coding error of the file it ships in.
 """
 from __future__ import annotations
 
@@ -184,7 +192,8 @@ def _as_clip(frames: np.ndarray) -> np.ndarray:
 
 
 def _neighbours(g: np.ndarray) -> list[np.ndarray]:
-    p, (h, w) = np.pad(g, 1, mode="reflect"), g.shape
+    p = np.pad(g, 1, mode="reflect")
+    h, w = g.shape
     return [p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
@@ -352,31 +361,11 @@ def embed_watermark(frames: np.ndarray, model_id: Union[int, str, None] = None, 
             break
         amps = np.minimum(amps + short, base * MAX_BOOST)
         delta = _pattern(layouts, amps, signs, h, w)
-        power = _power(delta)
+        power = float(np.mean(delta ** 2))
         if power > cap:      # boosts stop at the cap (the base is always kept)
-            amps, delta = _capped(layouts, amps, base, signs, h, w, power, cap)
+            amps = np.maximum(base, amps * math.sqrt(cap / power))
+            delta = _pattern(layouts, amps, signs, h, w)
     return marked.reshape(np.asarray(frames).shape)
-
-
-def _power(delta: np.ndarray) -> float:
-    """The mean square of the mark a pattern makes in uint8 frames (rounded: more than the pattern's own)."""
-    return float(np.mean(np.rint(delta) ** 2))
-
-
-def _capped(layouts: list[dict], amps: np.ndarray, base: np.ndarray, signs: list[np.ndarray], h: int, w: int,
-            power: float, cap: float) -> tuple[np.ndarray, np.ndarray]:
-    """``max(base, s * amps)`` and its pattern for the largest ``s`` whose :func:`_power` keeps within
-    ``cap``: ``sqrt(cap / power)``, or less (bisection) where rounding or the base push it over."""
-    def at(scale: float) -> tuple[np.ndarray, np.ndarray]:
-        a = np.maximum(base, amps * scale)
-        return a, _pattern(layouts, a, signs, h, w)
-
-    lo, hi = 0.0, math.sqrt(cap / power)
-    if _power(at(hi)[1]) <= cap:
-        return at(hi)
-    for _ in range(12):
-        lo, hi = ((lo + hi) / 2, hi) if _power(at((lo + hi) / 2)[1]) <= cap else (lo, (lo + hi) / 2)
-    return at(lo)
 
 
 def _travelled(delivered: np.ndarray, key: str) -> list[dict]:

