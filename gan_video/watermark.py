@@ -19,8 +19,9 @@ having to re-code it):
 The key (:data:`DEFAULT_KEY` unless given) seeds which cell carries which bit and its chip sign.
 
 Detection from pixels alone: the clip's per-pixel temporal median (moving content and the noise of
-re-coded frames drop out, the static mark stays), each plane averaged per cell, then whitened (luma: minus a least-squares prediction from the
-8 neighbouring cells, fitted on the clip itself; chroma: minus the 3x3 cell mean) and weighted by
+re-coded frames drop out, the static mark stays), each plane averaged per cell, then whitened
+(luma: minus a least-squares prediction from the 8 neighbouring cells, fitted on the clip itself;
+chroma: minus the 3x3 cell mean) and weighted by
 the inverse of the local residual energy (cells on edges count less). For each plane, the magic
 bits' correlation with their chips, divided by the norm of the weighted residuals, gives a score
 ``S_p``; the score is ``S = (S_Y + S_Cb + S_Cr) / sqrt(3)``.

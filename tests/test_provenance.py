@@ -280,6 +280,17 @@ def test_codec_simulation_is_the_portable_c_path():
     assert np.array_equal(h264_roundtrip(clip), coded)
 
 
+def test_simulated_delivery_is_how_the_project_writes_clips():
+    """The embedding caps the mark against the file gan_video ships (watermark_codec.deliver); its
+    CRF and frame rate are io.write_mp4's defaults, and must follow them if those change."""
+    import inspect as pyinspect
+
+    from gan_video.watermark_codec import DELIVERY_CRF, DELIVERY_FPS
+
+    defaults = pyinspect.signature(write_mp4).parameters
+    assert (defaults["crf"].default, defaults["fps"].default) == (DELIVERY_CRF, DELIVERY_FPS)
+
+
 # ----------------------------------------------------------------------------------------- inspect
 def test_inspect_cli(marked, clip, tmp_path, capsys):
     from gan_video.tools import inspect
